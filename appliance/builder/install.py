@@ -1,0 +1,134 @@
+"""Install solved or locked records into a prefix through the shared package cache.
+
+Every build installs into its own fresh prefix (``store/<namespace>/<build key>``); packages are
+extracted once into the shared package cache and hardlinked from there, so a second environment
+with the same packages costs almost no disk and little time. Text and binary prefix placeholders
+are rewritten by py-rattler. Link scripts are never executed (they are arbitrary code).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import rattler
+from rattler import PrefixRecord, RepoDataRecord
+
+from appliance.builder.buildlog import BuildLog
+from appliance.common.errors import BuildError
+
+
+class _LogReporter:
+    """Forwards rattler's install progress to the build log (structural InstallerReporter)."""
+
+    def __init__(self, log: BuildLog) -> None:
+        self._log = log
+        self._names: dict[int, str] = {}
+        self._next = 0
+
+    def _token(self, name: str) -> int:
+        self._next += 1
+        self._names[self._next] = name
+        return self._next
+
+    def on_transaction_start(self, total_operations: int) -> None:
+        self._log.write(f"{total_operations} packages to link")
+
+    def on_populate_cache_start(self, operation: int, package_name: str) -> int:
+        return self._token(package_name)
+
+    def on_download_start(self, cache_entry: int) -> int:
+        name = self._names.get(cache_entry, "?")
+        self._log.write(f"fetching {name} into the package cache")
+        return self._token(name)
+
+    def on_link_complete(self, index: int) -> None:
+        return None
+
+    def on_link_start(self, operation: int, package_name: str) -> int:
+        self._log.write(f"linking {package_name}")
+        return self._token(package_name)
+
+
+def _explain(error: Exception) -> str:
+    text = str(error).strip()
+    lowered = text.lower()
+    if "no space left" in lowered:
+        return f"the store ran out of disk space while installing: {text}"
+    if "permission denied" in lowered or "read-only file system" in lowered:
+        return f"the store directory is not writable: {text}"
+    if "sha256" in lowered or "md5" in lowered or "hash" in lowered:
+        return f"a package does not match its recorded checksum: {text}"
+    return f"installing the packages failed: {text}"
+
+
+async def install_prefix(
+    records: Sequence[RepoDataRecord],
+    prefix: Path,
+    *,
+    package_cache: Path,
+    log: BuildLog,
+    target_prefix: str | None = None,
+) -> None:
+    """Create ``prefix`` with exactly ``records`` linked into it.
+
+    ``target_prefix`` is the path the environment will be used at when that is not ``prefix``
+    (an image's in-image prefix); placeholders are then rewritten to it. On failure the partial
+    prefix is removed and :class:`BuildError` says why (disk full, unwritable store, checksum).
+    """
+    if prefix.exists():
+        raise BuildError(f"build prefix {prefix} already exists; refusing to install over it")
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        package_cache.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BuildError(_explain(error)) from error
+    try:
+        await rattler.install(
+            list(records),
+            target_prefix=prefix,
+            cache_dir=package_cache,
+            installed_packages=[],
+            show_progress=False,
+            execute_link_scripts=False,
+            reporter=_LogReporter(log),
+            alternative_target_prefix=target_prefix,
+        )
+    except Exception as error:
+        shutil.rmtree(prefix, ignore_errors=True)
+        log.write(f"{type(error).__name__}: {error}")
+        raise BuildError(_explain(error)) from error
+    # rattler drops a CACHEDIR.TAG into the prefix (NOTES.md); it marks the prefix as a cache
+    # and makes backup tools skip the environment, which is wrong for a built environment.
+    (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
+
+
+def installed_records(prefix: Path) -> list[PrefixRecord]:
+    """The conda packages installed in ``prefix``, read from ``conda-meta/*.json``, sorted by name."""
+    meta = prefix / "conda-meta"
+    records = [
+        PrefixRecord.from_path(path)
+        for path in sorted(meta.glob("*.json"))
+        if path.name != "history"
+    ]
+    return sorted(records, key=lambda r: str(r.name.normalized))
+
+
+def prefix_size(prefix: Path) -> int:
+    """Bytes used by ``prefix``, counting each hardlinked inode once (like ``du -sb``)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(prefix):
+        for name in (*dirs, *files):
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            key = (stat.st_dev, stat.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            total += stat.st_size
+    return total

@@ -1,0 +1,358 @@
+"""One build, start to finish: prepare, solve (or read the lockfile), lock, install, pip,
+finish the prefix, export, pack, and finally make it the current environment.
+
+The pipeline is the only place that knows the order of the steps; each step lives in its own
+module. Artifacts are stored as soon as they exist (the log line by line), so a user watching a
+build sees progress and a failed build still has its log and, when the solve succeeded, its
+lockfile. Everything that can fail happens before the ``envs/<name>`` symlink moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rattler import Gateway, PrefixRecord, RepoDataRecord
+
+from appliance.builder import activate, export, install, lock, pack, pip
+from appliance.builder.buildlog import BuildLog, LogSink, StepTiming
+from appliance.builder.platforms import target_platforms
+from appliance.builder.settings import CONDA_PACK, DIRECTORY, LOCKFILE, LOGS, YAML, BuildSettings
+from appliance.builder.solve import solve
+from appliance.common.errors import BuildError, KilnError
+from appliance.config.platforms import current_platform
+from appliance.schemas.channels import check_allowed_channels, normalize_channel
+from appliance.schemas.specification import EnvironmentSpec, LockfileSpec
+from appliance.storage.base import ArtifactKind, Storage
+
+#: Longest build prefix path (conda-store's rule): longer paths break shebangs and placeholders.
+MAX_PREFIX_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build and under which identity."""
+
+    namespace: str
+    specification: EnvironmentSpec | LockfileSpec
+    build_id: int
+    scheduled_on: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def name(self) -> str:
+        return self.specification.name
+
+    @property
+    def build_key(self) -> str:
+        """conda-store's v2 build key: ``<sha256[:8]>-<unix time>-<build id>-<name>``."""
+        stamp = int(self.scheduled_on.timestamp())
+        return f"{self.specification.sha256()[:8]}-{stamp}-{self.build_id}-{self.name}"
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What the solve (or the lockfile) decided: records per platform and pip pins."""
+
+    channels: tuple[str, ...]
+    records: dict[str, list[RepoDataRecord]]
+    pip_locked: list[lock.PipLock]
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """A package in a finished build, as the API and UI list it."""
+
+    name: str
+    version: str
+    build: str
+    channel: str
+    manager: str = "conda"
+    sha256: str | None = None
+    md5: str | None = None
+
+
+@dataclass
+class BuildResult:
+    """The outcome of a successful build."""
+
+    build_key: str
+    prefix: Path
+    environment_link: Path
+    platform: str
+    packages: list[InstalledPackage]
+    size: int
+    #: Where each artifact produced is, by artifact type name (``LOCKFILE`` -> storage key;
+    #: ``DIRECTORY`` -> the prefix path, as conda-store records it).
+    artifacts: dict[str, str]
+    steps: list[StepTiming]
+
+
+def _records_to_packages(
+    records: list[PrefixRecord], pip_locks: list[lock.PipLock]
+) -> list[InstalledPackage]:
+    packages = [
+        InstalledPackage(
+            name=r.name.normalized,
+            version=str(r.version),
+            build=str(r.build),
+            channel=str(r.channel),
+            sha256=r.sha256.hex() if r.sha256 else None,
+            md5=r.md5.hex() if r.md5 else None,
+        )
+        for r in records
+    ]
+    packages += [
+        InstalledPackage(
+            name=p.name,
+            version=p.version,
+            build="pypi",
+            channel="pypi",
+            manager="pip",
+            sha256=p.sha256,
+        )
+        for p in pip_locks
+    ]
+    return packages
+
+
+class StorageLogSink:
+    """Log sink that appends to the LOGS artifact while the build runs.
+
+    Backends with a cheap append (local files) get every write at once, so a live view is
+    immediate. Others (S3 rewrites the whole object per append) get batches: at most one append
+    per ``interval`` seconds, and everything pending on :meth:`flush` (called per step and at the
+    end of the build).
+    """
+
+    def __init__(self, storage: Storage, key: str, *, interval: float = 1.0) -> None:
+        self._storage = storage
+        self._key = key
+        self._interval = 0.0 if storage.appends_cheaply else interval
+        self._pending: list[str] = []
+        self._last_flush = time.monotonic()
+        storage.put(key, b"")
+
+    def __call__(self, text: str) -> None:
+        self._pending.append(text)
+        if time.monotonic() - self._last_flush >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            data = "".join(self._pending).encode()
+            self._pending.clear()
+            self._storage.append(self._key, data)
+        self._last_flush = time.monotonic()
+
+
+class Builder:
+    """Runs builds with one set of settings, one storage and one repodata gateway.
+
+    A worker keeps one Builder for its lifetime so that repodata is read once and shared by all
+    builds; ``kiln build`` makes one per invocation.
+    """
+
+    def __init__(self, settings: BuildSettings, storage: Storage, gateway: Gateway) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.gateway = gateway
+
+    def _channels(self, spec: EnvironmentSpec) -> tuple[str, ...]:
+        alias = self.settings.channel_alias
+        written = spec.channels or self.settings.default_channels
+        channels = [normalize_channel(c, channel_alias=alias) for c in written]
+        return tuple(dict.fromkeys(channels))
+
+    async def build(
+        self,
+        request: BuildRequest,
+        *,
+        echo: LogSink | None = None,
+        command: str = "kiln build",
+    ) -> BuildResult:
+        """Build ``request``; on failure raise a :class:`KilnError` whose message is the reason.
+
+        Whatever happens, the LOGS artifact holds the whole story, and a failed or cancelled
+        build leaves no prefix behind and never becomes current.
+        """
+        key = request.build_key
+        log_key = ArtifactKind.LOGS.storage_key(key)
+        log = BuildLog(sinks=[StorageLogSink(self.storage, log_key)])
+        if echo is not None:
+            log.sinks.append(echo)
+        prefix = self.settings.build_parent(request.namespace, request.name) / key
+        log.write(f"build {request.build_id} of {request.namespace}/{request.name} (key {key})")
+        try:
+            result = await self._run(request, prefix, log, command)
+        except KilnError as error:
+            shutil.rmtree(prefix, ignore_errors=True)
+            log.write(f"build failed: {error.message}")
+            raise
+        except asyncio.CancelledError:
+            shutil.rmtree(prefix, ignore_errors=True)
+            log.write("build canceled")
+            raise
+        except Exception as error:
+            shutil.rmtree(prefix, ignore_errors=True)
+            log.write(f"build failed with an unexpected error: {type(error).__name__}: {error}")
+            raise BuildError(f"unexpected error: {type(error).__name__}: {error}") from error
+        finally:
+            log.flush()
+        result.artifacts[LOGS] = log_key
+        log.write(f"build {request.build_id} completed")
+        log.flush()
+        return result
+
+    async def _resolve(
+        self, spec: EnvironmentSpec | LockfileSpec, platform: str, log: BuildLog
+    ) -> _Resolved:
+        """Records to install, from the solver or from the lockfile."""
+        settings = self.settings
+        if isinstance(spec, LockfileSpec):
+            with log.step("lockfile"):
+                locked = lock.read_lockfile(spec.lockfile, platform)
+                log.write(f"{len(locked.records)} conda packages locked for {platform}")
+                return _Resolved(
+                    channels=tuple(locked.channels),
+                    records={platform: locked.records},
+                    pip_locked=locked.pip,
+                )
+        check_allowed_channels(
+            spec, allowed=settings.allowed_channels, channel_alias=settings.channel_alias
+        )
+        channels = self._channels(spec)
+        with log.step("solve"):
+            solution = await solve(
+                specs=spec.dependencies,
+                channels=channels,
+                platforms=target_platforms(settings.solve_platforms),
+                virtual_packages_by_platform=settings.virtual_packages,
+                variables=spec.variables,
+                gateway=self.gateway,
+                log=log,
+                timeout_seconds=settings.max_solve_seconds,
+            )
+        return _Resolved(channels=channels, records=dict(solution.records), pip_locked=[])
+
+    async def _run(
+        self, request: BuildRequest, prefix: Path, log: BuildLog, command: str
+    ) -> BuildResult:
+        settings = self.settings
+        spec = request.specification
+        key = request.build_key
+        platform = current_platform()
+        link = settings.environment_link(request.namespace, request.name)
+        artifacts: dict[str, str] = {}
+        with log.step("prepare"):
+            self._prepare(prefix, log)
+        resolved = await self._resolve(spec, platform, log)
+        lockfile_text = lock.render_lockfile(
+            records=resolved.records,
+            pip=resolved.pip_locked,
+            channels=resolved.channels,
+            spec_sha256=spec.sha256(),
+        )
+        artifacts[LOCKFILE] = self._store_text(ArtifactKind.LOCKFILE, key, lockfile_text)
+        with log.step("install"):
+            await install.install_prefix(
+                resolved.records[platform], prefix, package_cache=settings.package_cache, log=log
+            )
+        pip_requirements = spec.pip if isinstance(spec, EnvironmentSpec) else ()
+        pip_installed: list[lock.PipLock] = []
+        if pip_requirements or resolved.pip_locked:
+            with log.step("pip"):
+                pip_installed = await pip.install_pip_requirements(
+                    prefix,
+                    pip_requirements,
+                    platform=platform,
+                    log=log,
+                    environment=settings.subprocess_environment,
+                    locked=resolved.pip_locked,
+                )
+            if pip_requirements:
+                # The lockfile now records what pip really installed, with URLs and hashes.
+                lockfile_text = lock.render_lockfile(
+                    records=resolved.records,
+                    pip=pip_installed,
+                    channels=resolved.channels,
+                    spec_sha256=spec.sha256(),
+                )
+                self._store_text(ArtifactKind.LOCKFILE, key, lockfile_text)
+        variables: Mapping[str, str] = spec.variables if isinstance(spec, EnvironmentSpec) else {}
+        with log.step("finalize"):
+            installed = await asyncio.to_thread(self._finalize, prefix, variables, command)
+            size = await asyncio.to_thread(install.prefix_size, prefix)
+            log.write(f"{len(installed)} conda packages, {size / 1e6:.1f} MB")
+        if YAML in settings.artifacts:
+            with log.step("export"):
+                text = export.pinned_environment(
+                    name=request.name,
+                    channels=resolved.channels,
+                    records=installed,
+                    pip=pip_installed,
+                    variables=variables,
+                    description=spec.description,
+                )
+                artifacts[YAML] = self._store_text(ArtifactKind.YAML, key, text)
+        if CONDA_PACK in settings.artifacts:
+            with log.step("conda-pack"):
+                artifacts[CONDA_PACK] = await asyncio.to_thread(self._pack, prefix, key)
+        with log.step("activate"):
+            activate.point_environment_at(link, prefix)
+            log.write(f"{link} -> {prefix}")
+        artifacts[DIRECTORY] = str(prefix)
+        return BuildResult(
+            build_key=key,
+            prefix=prefix,
+            environment_link=link,
+            platform=platform,
+            packages=_records_to_packages(installed, pip_installed),
+            size=size,
+            artifacts=artifacts,
+            steps=list(log.steps),
+        )
+
+    def _prepare(self, prefix: Path, log: BuildLog) -> None:
+        if len(str(prefix)) > MAX_PREFIX_LENGTH:
+            raise BuildError(
+                f"the build prefix {prefix} is {len(str(prefix))} characters long; the limit is "
+                f"{MAX_PREFIX_LENGTH}: use a shorter CondaStore.store_directory or environment name"
+            )
+        try:
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=prefix.parent):
+                pass
+        except OSError as error:
+            raise BuildError(
+                f"the store directory {prefix.parent} is not writable: {error.strerror or error}"
+            ) from error
+        free = shutil.disk_usage(prefix.parent).free
+        log.write(f"prefix {prefix} ({free / 1e9:.1f} GB free)")
+
+    def _finalize(
+        self, prefix: Path, variables: Mapping[str, str], command: str
+    ) -> list[PrefixRecord]:
+        records = install.installed_records(prefix)
+        activate.write_variables(prefix, variables)
+        activate.write_history(prefix, records, command)
+        activate.make_metadata_readable(prefix)
+        activate.apply_permissions(prefix, self.settings.permissions)
+        return records
+
+    def _store_text(self, kind: ArtifactKind, build_key: str, text: str) -> str:
+        storage_key = kind.storage_key(build_key)
+        self.storage.put(storage_key, text.encode())
+        return storage_key
+
+    def _pack(self, prefix: Path, build_key: str) -> str:
+        storage_key = ArtifactKind.CONDA_PACK.storage_key(build_key)
+        with tempfile.TemporaryDirectory(prefix="kiln-pack-", dir=prefix.parent) as scratch:
+            archive = pack.pack_prefix(prefix, Path(scratch) / "environment.tar.gz")
+            self.storage.put_file(storage_key, archive)
+        return storage_key

@@ -1,0 +1,85 @@
+"""Everything a build needs to know, as one immutable value.
+
+The engine never reads configuration files or the environment: the delivery layer (CLI, worker)
+turns the traitlets configuration into :class:`BuildSettings` (see :func:`from_config`) and passes
+it in. That keeps the engine testable and free of process-global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.schemas.specification import SpecLimits
+
+#: Build artifact type names (conda-store's ``BuildArtifactType``), as listed in
+#: ``CondaStore.build_artifacts``. Stored kinds map to :class:`appliance.storage.ArtifactKind`.
+LOGS = "LOGS"
+LOCKFILE = "LOCKFILE"
+YAML = "YAML"
+CONDA_PACK = "CONDA_PACK"
+OCI_IMAGE = "OCI_IMAGE"
+DIRECTORY = "DIRECTORY"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Ownership and mode applied to a finished prefix (``CondaStore.default_uid/gid/permissions``).
+
+    ``None`` leaves that aspect as the worker created it. ``mode`` is an octal string such as
+    ``"775"``: directories and files with an execute bit get it as is, other files get it without
+    the execute bits.
+    """
+
+    uid: int | None = None
+    gid: int | None = None
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Inputs of the engine that come from configuration, not from the specification."""
+
+    store_directory: Path
+    package_cache: Path
+    repodata_cache: Path
+    #: Template for the build prefix's parent, ``{store_directory}/{namespace}``.
+    build_directory: str = "{store_directory}/{namespace}"
+    #: Template for the current-build symlink, ``{store_directory}/{namespace}/envs/{name}``.
+    environment_directory: str = "{store_directory}/{namespace}/envs/{name}"
+    channel_alias: str = "https://conda.anaconda.org"
+    allowed_channels: tuple[str, ...] = ()
+    default_channels: tuple[str, ...] = ("conda-forge",)
+    #: Platforms the lockfile covers; the native platform is always installed.
+    solve_platforms: tuple[str, ...] = ()
+    #: Virtual packages per platform (``name=version=build`` strings), never detected on the host.
+    virtual_packages: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "linux-64": ("__unix", "__linux=5.10", "__glibc=2.28", "__archspec=1=x86_64")
+        }
+    )
+    #: Artifact type names to produce (LOGS, LOCKFILE and DIRECTORY are always produced).
+    artifacts: frozenset[str] = frozenset({LOGS, LOCKFILE, YAML, CONDA_PACK})
+    permissions: Permissions = field(default_factory=Permissions)
+    limits: SpecLimits = field(default_factory=SpecLimits)
+    #: Seconds the solver may run before the build fails (``CondaStore.conda_max_solve_time``).
+    max_solve_seconds: float = 300.0
+    #: Extra environment for subprocesses the build runs (pip); never the worker's own.
+    subprocess_environment: Mapping[str, str] = field(default_factory=dict)
+
+    def build_parent(self, namespace: str, name: str) -> Path:
+        """Directory that holds the build prefixes of ``namespace``."""
+        return Path(
+            self.build_directory.format(
+                store_directory=self.store_directory, namespace=namespace, name=name
+            )
+        )
+
+    def environment_link(self, namespace: str, name: str) -> Path:
+        """Path of the symlink that points at the current build of ``namespace/name``."""
+        return Path(
+            self.environment_directory.format(
+                store_directory=self.store_directory, namespace=namespace, name=name
+            )
+        )

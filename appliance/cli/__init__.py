@@ -1,0 +1,115 @@
+"""The ``kiln`` command line: argument parsing and dispatch to one module per subcommand.
+
+Subcommand modules are imported lazily by :data:`COMMANDS` so that ``kiln --version`` does not
+pay for importing the engine. Each module exposes ``register(subparsers, common)`` which adds its
+parser(s) and sets ``func`` to a callable ``(args) -> int``.
+
+Exit codes: 0 success, 1 a reported failure (a :class:`~appliance.common.errors.KilnError`),
+2 bad usage (argparse), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance import __version__
+from appliance.common.errors import KilnError
+from appliance.common.process import exit_now
+
+#: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
+COMMANDS = ("channel", "build", "config")
+
+
+def _import_command(name: str) -> object:
+    # Static imports keep PyInstaller's analysis complete (no importlib-only modules).
+    if name == "channel":
+        from appliance.cli import channel as module
+    elif name == "build":
+        from appliance.cli import build as module
+    elif name == "config":
+        from appliance.cli import config as module
+    else:  # pragma: no cover - COMMANDS and this table are kept in step by a unit test
+        module = importlib.import_module(f"appliance.cli.{name}")
+    return module
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand accepts (``--config``, ``--data-dir``, ``--log-level``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="traitlets configuration file (default: kiln_config.py in the data dir, if present)",
+    )
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where Kiln keeps its state (default: $KILN_DATA_DIR, systemd's StateDirectory, "
+        "or ~/.local/share/kiln)",
+    )
+    common.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on stderr (default: INFO)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiln",
+        description="Kiln: a self-hosted conda environment store in one executable.",
+    )
+    parser.add_argument("--version", action="version", version=f"kiln {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = common_options()
+    for name in COMMANDS:
+        module = _import_command(name)
+        module.register(subparsers, common)  # type: ignore[attr-defined]
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    _configure_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except KilnError as error:
+        print(f"kiln: error: {error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kiln: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run, then leave without interpreter teardown (see exit_now)."""
+    try:
+        code = run(argv)
+    except SystemExit as exit_request:  # argparse's --help/--version/usage errors
+        code = exit_request.code if isinstance(exit_request.code, int) else 2
+        if exit_request.code is None:
+            code = 0
+    exit_now(code)
