@@ -67,7 +67,10 @@ def write_history(prefix: Path, records: Iterable[PrefixRecord], command: str) -
 
 
 def make_metadata_readable(prefix: Path) -> None:
-    """py-rattler writes ``conda-meta/*.json`` as 0600; other users of the environment need to read them."""
+    """Make ``conda-meta/*`` readable by everyone.
+
+    py-rattler writes them 0600, but other users of the environment need to read them.
+    """
     for path in (prefix / "conda-meta").iterdir():
         if path.is_file() and not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o044)

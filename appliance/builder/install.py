@@ -8,10 +8,13 @@ are rewritten by py-rattler. Link scripts are never executed (they are arbitrary
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import rattler
 from rattler import PrefixRecord, RepoDataRecord
@@ -52,6 +55,44 @@ class _LogReporter:
         return self._token(package_name)
 
 
+def _file_path(url: str) -> Path | None:
+    parts = urlsplit(url)
+    return Path(unquote(parts.path)) if parts.scheme == "file" else None
+
+
+def verify_local_archives(records: Sequence[RepoDataRecord]) -> None:
+    """Check the checksum of every package that comes from a ``file://`` channel.
+
+    py-rattler verifies packages it downloads over HTTP against the record's sha256, but links
+    packages from local channels without checking them; a lockfile build must install exactly the
+    locked bytes wherever they come from. Raises :class:`BuildError` naming the package.
+    """
+    for record in records:
+        path = _file_path(record.url)
+        if path is None:
+            continue
+        if record.sha256:
+            expected, digest = record.sha256.hex(), hashlib.sha256()
+        elif record.md5:
+            expected, digest = record.md5.hex(), hashlib.md5(usedforsecurity=False)
+        else:
+            continue
+        try:
+            with path.open("rb") as archive:
+                for chunk in iter(lambda: archive.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as error:
+            raise BuildError(
+                f"package {record.file_name} cannot be read from {path}: {error.strerror}"
+            ) from error
+        if digest.hexdigest() != expected:
+            raise BuildError(
+                f"package {record.file_name} does not match its recorded checksum "
+                f"({digest.name} {expected}, file has {digest.hexdigest()}); "
+                "the channel changed after the lock or the file is corrupt"
+            )
+
+
 def _explain(error: Exception) -> str:
     text = str(error).strip()
     lowered = text.lower()
@@ -85,6 +126,7 @@ async def install_prefix(
         package_cache.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BuildError(_explain(error)) from error
+    await asyncio.to_thread(verify_local_archives, records)
     try:
         await rattler.install(
             list(records),
@@ -106,7 +148,7 @@ async def install_prefix(
 
 
 def installed_records(prefix: Path) -> list[PrefixRecord]:
-    """The conda packages installed in ``prefix``, read from ``conda-meta/*.json``, sorted by name."""
+    """The conda packages in ``prefix`` (from ``conda-meta/*.json``), sorted by name."""
     meta = prefix / "conda-meta"
     records = [
         PrefixRecord.from_path(path)

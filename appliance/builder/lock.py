@@ -146,7 +146,8 @@ def read_lockfile(content: Mapping[str, Any] | str, platform: str) -> LockedEnvi
     if platform not in by_name:
         covered = ", ".join(sorted(by_name)) or "none"
         raise SpecificationError(
-            f"lockfile: it does not cover this worker's platform {platform} (it covers: {covered}); "
+            f"lockfile: it does not cover this worker's platform {platform} "
+            f"(it covers: {covered}); "
             "lock it for that platform too",
             field="lockfile.metadata.platforms",
         )

@@ -164,8 +164,17 @@ class Builder:
         self.gateway = gateway
 
     def _channels(self, spec: EnvironmentSpec) -> tuple[str, ...]:
+        """Channels to solve against, normalized, in priority order.
+
+        The spec's ``channels`` (or ``conda_default_channels`` when it lists none), then any
+        channel named only by a ``channel::package`` dependency, which the solver must be able
+        to read too.
+        """
         alias = self.settings.channel_alias
-        written = spec.channels or self.settings.default_channels
+        written = list(spec.channels or self.settings.default_channels)
+        written += [
+            ref.channel for ref in spec.channel_references() if ref.field.startswith("dependencies")
+        ]
         channels = [normalize_channel(c, channel_alias=alias) for c in written]
         return tuple(dict.fromkeys(channels))
 
@@ -229,7 +238,7 @@ class Builder:
         channels = self._channels(spec)
         with log.step("solve"):
             solution = await solve(
-                specs=spec.dependencies,
+                specs=spec.solver_dependencies(channel_alias=settings.channel_alias),
                 channels=channels,
                 platforms=target_platforms(settings.solve_platforms),
                 virtual_packages_by_platform=settings.virtual_packages,
@@ -252,13 +261,14 @@ class Builder:
         with log.step("prepare"):
             self._prepare(prefix, log)
         resolved = await self._resolve(spec, platform, log)
-        lockfile_text = lock.render_lockfile(
-            records=resolved.records,
-            pip=resolved.pip_locked,
-            channels=resolved.channels,
-            spec_sha256=spec.sha256(),
-        )
-        artifacts[LOCKFILE] = self._store_text(ArtifactKind.LOCKFILE, key, lockfile_text)
+        with log.step("lock"):
+            lockfile_text = lock.render_lockfile(
+                records=resolved.records,
+                pip=resolved.pip_locked,
+                channels=resolved.channels,
+                spec_sha256=spec.sha256(),
+            )
+            artifacts[LOCKFILE] = self._store_text(ArtifactKind.LOCKFILE, key, lockfile_text)
         with log.step("install"):
             await install.install_prefix(
                 resolved.records[platform], prefix, package_cache=settings.package_cache, log=log

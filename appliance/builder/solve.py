@@ -36,14 +36,24 @@ def repodata_gateway(cache_dir: str) -> Gateway:
 
 
 def _summarise(message: str) -> str:
-    """One line a user can act on, from the solver's multi-line explanation."""
+    """One line a user can act on, from the solver's explanation tree.
+
+    The tree's first line names the requested package that cannot be installed; its deepest
+    lines say why (a missing virtual package, a conflict). Both go into the one line.
+    """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    interesting = [
-        line for line in lines if "cannot be installed" in line or "No candidates" in line
+    if not lines:
+        return "the specification cannot be satisfied"
+    leaves = [
+        line.lstrip("├└│─ ").rstrip(".:")
+        for line in lines[1:]
+        if "no candidates" in line or "conflict" in line or "cannot be installed" in line
     ]
-    chosen = interesting[0] if interesting else (lines[-1] if lines else "no solution")
-    chosen = chosen.lstrip("├└│─ ")
-    return f"the specification cannot be satisfied: {chosen}"
+    headline = lines[0].removeprefix("Cannot solve the request because of:").strip()
+    headline = headline.removesuffix(":").strip()
+    reason = "; ".join(dict.fromkeys(leaves[-2:])) if leaves else ""
+    text = f"the specification cannot be satisfied: {headline}"
+    return f"{text} ({reason})" if reason else text
 
 
 async def solve(

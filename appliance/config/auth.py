@@ -316,7 +316,7 @@ class GenericOAuthAuthentication(Authentication):
         help="""
         Provider URL that exchanges the authorization code for an access token.
 
-        Example: c.GenericOAuthAuthentication.access_token_url = "https://sso.example.org/realms/x/protocol/openid-connect/token"
+        Example: c.GenericOAuthAuthentication.access_token_url = "https://sso.example.org/oauth/token"
         """,
     ).tag(config=True)
 
@@ -325,7 +325,7 @@ class GenericOAuthAuthentication(Authentication):
         help="""
         Provider URL users are sent to in order to log in and authorize Kiln.
 
-        Example: c.GenericOAuthAuthentication.authorize_url = "https://sso.example.org/realms/x/protocol/openid-connect/auth"
+        Example: c.GenericOAuthAuthentication.authorize_url = "https://sso.example.org/oauth/authorize"
         """,
     ).tag(config=True)
 
@@ -361,7 +361,7 @@ class GenericOAuthAuthentication(Authentication):
         help="""
         Provider URL that returns the logged-in user as JSON (called with the access token).
 
-        Example: c.GenericOAuthAuthentication.user_data_url = "https://sso.example.org/realms/x/protocol/openid-connect/userinfo"
+        Example: c.GenericOAuthAuthentication.user_data_url = "https://sso.example.org/userinfo"
         """,
     ).tag(config=True)
 
@@ -390,7 +390,7 @@ class GenericOAuthAuthentication(Authentication):
         URL the provider redirects back to after login, or a callable taking the request and
         returning it. Empty means "<Kiln's URL>/oauth_callback/" derived from the request.
 
-        Example: c.GenericOAuthAuthentication.oauth_callback_url = "https://kiln.example.org/oauth_callback/"
+        Example: c.GenericOAuthAuthentication.oauth_callback_url = "https://kiln.example/oauth_callback/"
         """,
     ).tag(config=True)
 

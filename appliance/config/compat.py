@@ -143,8 +143,8 @@ def importer(real_import: ImportFunction = builtins.__import__) -> ImportFunctio
             module = modules.get(name)
             if module is None:
                 raise ModuleNotFoundError(
-                    f"No module named {name!r}: Kiln's conda-store compatibility names are "
-                    + ", ".join(provided_names()),
+                    f"No module named {name!r} (Kiln's conda-store compatibility modules: "
+                    f"{', '.join(name for name in MODULES if MODULES[name])})",
                     name=name,
                 )
             return module if fromlist else modules[ROOT]

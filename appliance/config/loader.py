@@ -51,7 +51,6 @@ from appliance.config.base import (
 )
 from appliance.config.builder import Builder
 from appliance.config.catalog import CLASSES, CLASSES_BY_NAME
-from appliance.config.compat import ROOT as CONDA_STORE_ROOT
 from appliance.config.compat import config_file_builtins, provided_names
 from appliance.config.platforms import current_platform
 from appliance.config.server import CondaStoreServer
@@ -77,11 +76,15 @@ class Problem:
     file: Path | None = None
     line: int | None = None
 
+    @property
+    def where(self) -> str:
+        """``file:line: `` (or ``file: ``, or nothing) to put before the message."""
+        if self.file is None:
+            return ""
+        return f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+
     def __str__(self) -> str:
-        where = ""
-        if self.file is not None:
-            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        return f"{where}{self.severity}: {self.message}"
+        return f"{self.where}{self.severity}: {self.message}"
 
 
 class InvalidConfiguration(ConfigurationError):
@@ -176,8 +179,13 @@ def read_config_file(path: Path) -> ConfigFile:
     except (Exception, SystemExit) as error:  # the file is arbitrary code
         where, line = _failing_line(error.__traceback__, path)
         message = f"{type(error).__name__}: {error}"
-        if isinstance(error, ImportError) and (error.name or "").startswith(CONDA_STORE_ROOT):
-            message += f" (Kiln provides: {', '.join(provided_names())})"
+        module = getattr(error, "name", None) or ""
+        if isinstance(error, ImportError) and not isinstance(error, ModuleNotFoundError):
+            names = [name for name in provided_names() if name.rpartition(".")[0] == module]
+            if names:
+                message += (
+                    f" (Kiln's {module} provides {', '.join(n.rpartition('.')[2] for n in names)})"
+                )
         raise InvalidConfiguration([Problem("error", message, file=where, line=line)]) from None
     try:
         lines = assignment_lines(path.read_text(encoding="utf-8"))
@@ -297,8 +305,10 @@ def _value_message(option: str, trait: TraitType[Any, Any], value: Any, error: E
             if marker in message and message.startswith("The "):
                 message = message.split(marker, 1)[1]
                 break
-    if trait.metadata.get(SECRET) and isinstance(value, str) and value:
-        message = message.replace(repr(value), MASK).replace(value, MASK)
+    if trait.metadata.get(SECRET) and value not in (None, ""):
+        message = message.replace(repr(value), MASK)
+        if isinstance(value, str):
+            message = message.replace(value, MASK)
     return f"{option}: {message.rstrip('.')}"
 
 
@@ -706,8 +716,6 @@ def load_config(
     layout, path = resolve_paths(config_file, data_dir, env)
     collected = collect(path, layout, env, strict=strict)
     problems = collected.problems
-    if any(problem.severity == "error" for problem in problems):
-        raise InvalidConfiguration(problems)
     try:
         loaded = KilnConfig(
             data_dir=layout,
@@ -721,7 +729,7 @@ def load_config(
     if any(problem.severity == "error" for problem in problems):
         raise InvalidConfiguration(problems)
     for problem in problems:
-        log.warning("%s", problem)
+        log.warning("%s%s", problem.where, problem.message)
     loaded.problems = tuple(problems)
     return loaded
 

@@ -333,7 +333,7 @@ class CondaStore(KilnConfigurable):
         can be any URL or path on the server. An explicit empty list still means every
         channel is allowed, as in conda-store (Kiln warns about it).
 
-        Example: c.CondaStore.conda_allowed_channels = ["conda-forge", "https://conda.example.org/internal"]
+        Example: c.CondaStore.conda_allowed_channels = ["conda-forge", "https://conda.example.org/ours"]
         """,
     ).tag(
         config=True,

@@ -239,8 +239,8 @@ def check_allowed_channels(
                 written if written == normalized else f"{written} ({normalized})"
                 for normalized, written in permitted.items()
             )
-            shown = reference.channel if reference.channel == url else (
-                f"{reference.channel} ({url})"
+            shown = (
+                reference.channel if reference.channel == url else (f"{reference.channel} ({url})")
             )
             raise SpecificationError(
                 f"{reference.field}: channel {shown} is not allowed on this server; "

@@ -33,7 +33,7 @@ import re
 from packaging.requirements import InvalidRequirement, Requirement
 from rattler import MatchSpec
 
-from appliance.schemas.channels import check_channel, normalize_channel
+from appliance.schemas.channels import NODEFAULTS, check_channel, normalize_channel
 
 
 class InvalidDependency(ValueError):
@@ -46,13 +46,15 @@ _CANONICAL_CHANNEL = re.compile(r',?channel="([^"]*)"')
 
 
 def _lenient(text: str) -> MatchSpec:
-    return MatchSpec(text, strict=False, exact_names_only=True, extras=False, conditionals=False,
-                     flags=False)
+    return MatchSpec(
+        text, strict=False, exact_names_only=True, extras=False, conditionals=False, flags=False
+    )
 
 
 def _strict(text: str) -> MatchSpec:
-    return MatchSpec(text, strict=True, exact_names_only=True, extras=False, conditionals=False,
-                     flags=False)
+    return MatchSpec(
+        text, strict=True, exact_names_only=True, extras=False, conditionals=False, flags=False
+    )
 
 
 def _same(a: MatchSpec, b: MatchSpec) -> bool:
@@ -88,14 +90,20 @@ def split_channel(spec: str) -> tuple[str | None, str | None, str]:
         if subdir and channel.rstrip("/").endswith("/" + subdir):
             return channel.rstrip("/")[: -len(subdir) - 1], subdir, rest.strip()
         return channel, None, rest.strip()
-    canonical = parsed.to_canonical_string()
-    found = _CANONICAL_CHANNEL.search(canonical)
+    found = None
+    if "channel" in text[len(head) :]:
+        try:
+            canonical = parsed.to_canonical_string()
+        except Exception:  # rattler raises one of a dozen native exception types
+            canonical = ""
+        found = _CANONICAL_CHANNEL.search(canonical)
     if found is None:
         raise InvalidDependency(
-            f"{text!r}: write its channel in front of the package name (channel::package)"
+            f"{text!r}: write its channel in front of the package name, separated by '::' "
+            "(conda-forge::numpy)"
         )
     rest = _CANONICAL_CHANNEL.sub("", canonical).replace("[,", "[").replace("[]", "")
-    return found.group(1).rstrip("/"), None, str(_lenient(rest))
+    return found.group(1).rstrip("/"), None, str(_parse_lenient(rest))
 
 
 def _parse_lenient(text: str) -> MatchSpec:
@@ -147,7 +155,7 @@ def normalize_matchspec(spec: str) -> str:
             raise InvalidDependency(
                 f"{text!r} cannot be read unambiguously ({_strict_reason(text)}). Write the "
                 "version with an explicit operator: ==1.0 for exactly 1.0, =1.0 for any 1.0.x, "
-                f"\">=1.0,<2\" for a range. Examples: {_EXAMPLES}"
+                f'">=1.0,<2" for a range. Examples: {_EXAMPLES}'
             )
     if lenient.channel is not None:
         channel, _, _ = split_channel(candidate)
@@ -155,6 +163,8 @@ def normalize_matchspec(spec: str) -> str:
             check_channel(channel)
         except ValueError as error:
             raise InvalidDependency(f"{text!r}: {error}") from None
+        if channel == NODEFAULTS:
+            raise InvalidDependency(f"{text!r}: 'nodefaults' is not a channel; name a channel")
     return candidate
 
 

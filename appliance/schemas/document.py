@@ -152,8 +152,10 @@ def _load_yaml(text: str) -> Any:
         start = error.context_mark
         if context and start is not None and mark is not None and start.line != mark.line:
             context = f" ({error.context}, which starts at line {start.line + 1})"
-        fail(f"the text is not valid YAML: {error.problem}{context}{column}. {_SYNTAX_HINT}",
-             line=line)
+        fail(
+            f"the text is not valid YAML: {error.problem}{context}{column}. {_SYNTAX_HINT}",
+            line=line,
+        )
     except ReaderError as error:
         line = text.count("\n", 0, error.position) + 1
         fail(
@@ -261,8 +263,10 @@ def _scalar(node: ScalarNode) -> Any:
         return _int(text)
     if tag == _TAG + "float":
         return _float(text)
-    fail(f"unsupported YAML tag {tag}; remove the tag (quote the value to make it text)",
-         line=_line(node))
+    fail(
+        f"unsupported YAML tag {tag}; remove the tag (quote the value to make it text)",
+        line=_line(node),
+    )
 
 
 def _int(text: str) -> int | str:

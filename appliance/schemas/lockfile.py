@@ -148,8 +148,13 @@ class LockfileSpec:
 
     def canonical_json(self) -> str:
         """The hashed form: :meth:`to_dict` with sorted keys, lists in file order."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False)
+        return json.dumps(
+            self.to_dict(),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
 
     def sha256(self) -> str:
         """Content address of the specification (hex)."""
@@ -191,13 +196,21 @@ class _Validator:
             line = start_line(container)
         fail(message, field=self.where(path), line=line)
 
-    def keys(self, data: Mapping[str, Any], allowed: tuple[str, ...], required: tuple[str, ...],
-             path: str, what: str) -> None:
+    def keys(
+        self,
+        data: Mapping[str, Any],
+        allowed: tuple[str, ...],
+        required: tuple[str, ...],
+        path: str,
+        what: str,
+    ) -> None:
         for key in data:
             if key not in allowed:
                 self.fail(
                     f"unknown key {key!r} in {what}; allowed keys: {', '.join(allowed)}",
-                    f"{path}.{key}" if path else str(key), data, key,
+                    f"{path}.{key}" if path else str(key),
+                    data,
+                    key,
                 )
         for key in required:
             if key not in data or data[key] is None:
@@ -256,14 +269,18 @@ class _Validator:
             self.fail(
                 f"lockfile version {shown!r} is not supported; Kiln reads conda-lock v1 "
                 "lockfiles (version: 1, as conda-lock writes them to conda-lock.yml)",
-                "version", content, "version",
+                "version",
+                content,
+                "version",
             )
         metadata = self.metadata(self.mapping(content, "metadata", "metadata"))
         packages = self.sequence(content, "package", "package")
         if len(packages) > max_packages:
             self.fail(
                 f"{len(packages)} packages; the limit on this server is {max_packages}",
-                "package", content, "package",
+                "package",
+                content,
+                "package",
             )
         platforms = metadata["platforms"]
         seen: dict[tuple[str, str, str], int] = {}
@@ -275,7 +292,9 @@ class _Validator:
                 self.fail(
                     f"{package['manager']} package {package['name']} appears twice for "
                     f"{package['platform']} (also package[{seen[key]}]); keep one",
-                    f"package[{index}]", packages, index,
+                    f"package[{index}]",
+                    packages,
+                    index,
                 )
             seen[key] = index
             checked.append(package)
@@ -291,13 +310,19 @@ class _Validator:
         }
         platforms = metadata["platforms"]
         if not result["platforms"]:
-            self.fail("lists no platforms; a lockfile covers at least one (linux-64)",
-                      "metadata.platforms", metadata, "platforms")
+            self.fail(
+                "lists no platforms; a lockfile covers at least one (linux-64)",
+                "metadata.platforms",
+                metadata,
+                "platforms",
+            )
         for index, platform in enumerate(result["platforms"]):
             if not _PLATFORM.match(platform):
                 self.fail(
                     f"{platform!r} is not a conda platform (linux-64, osx-arm64, win-64, ...)",
-                    f"metadata.platforms[{index}]", platforms, index,
+                    f"metadata.platforms[{index}]",
+                    platforms,
+                    index,
                 )
         for key in ("time_metadata", "git_metadata"):
             if metadata.get(key) is not None:
@@ -329,12 +354,20 @@ class _Validator:
                 result.append({"url": entry, "used_env_vars": []})
                 continue
             if not isinstance(entry, Mapping):
-                self.fail(f"a channel is {{url: ..., used_env_vars: [...]}} or text, not "
-                          f"{describe(entry)}", path, entries, index)
+                self.fail(
+                    f"a channel is {{url: ..., used_env_vars: [...]}} or text, not "
+                    f"{describe(entry)}",
+                    path,
+                    entries,
+                    index,
+                )
             self.keys(entry, ("url", "used_env_vars"), ("url",), path, path)
             url = self.text(entry, "url", f"{path}.url")
-            used = self.text_list(entry, "used_env_vars", f"{path}.used_env_vars") if (
-                entry.get("used_env_vars") is not None) else []
+            used = (
+                self.text_list(entry, "used_env_vars", f"{path}.used_env_vars")
+                if (entry.get("used_env_vars") is not None)
+                else []
+            )
             result.append({"url": url, "used_env_vars": used})
         return result
 
@@ -342,20 +375,31 @@ class _Validator:
         path = f"package[{index}]"
         entry = packages[index]
         if not isinstance(entry, Mapping):
-            self.fail(f"a package is a mapping (name, version, manager, platform, url, hash), "
-                      f"not {describe(entry)}", path, packages, index)
+            self.fail(
+                f"a package is a mapping (name, version, manager, platform, url, hash), "
+                f"not {describe(entry)}",
+                path,
+                packages,
+                index,
+            )
         self.keys(entry, PACKAGE_KEYS, _REQUIRED_PACKAGE, path, path)
         name = self.text(entry, "name", f"{path}.name")
         manager = entry["manager"]
         if manager not in _MANAGERS:
-            self.fail(f"manager must be conda or pip, not {manager!r}", f"{path}.manager",
-                      entry, "manager")
+            self.fail(
+                f"manager must be conda or pip, not {manager!r}",
+                f"{path}.manager",
+                entry,
+                "manager",
+            )
         platform = self.text(entry, "platform", f"{path}.platform")
         if platform not in platforms:
             self.fail(
                 f"platform {platform!r} is not one of the lockfile's platforms "
                 f"({', '.join(platforms)}); add it to metadata.platforms",
-                f"{path}.platform", entry, "platform",
+                f"{path}.platform",
+                entry,
+                "platform",
             )
         url = self.text(entry, "url", f"{path}.url")
         pattern = _CONDA_URL if manager == "conda" else _ANY_URL
@@ -369,7 +413,8 @@ class _Validator:
             "platform": platform,
             "dependencies": (
                 self.text_mapping(entry, "dependencies", f"{path}.dependencies")
-                if entry.get("dependencies") is not None else {}
+                if entry.get("dependencies") is not None
+                else {}
             ),
             "url": url,
             "hash": self.hashes(entry, path, manager, str(name)),
@@ -383,8 +428,10 @@ class _Validator:
             self.keys(source_map, ("type", "url"), ("type", "url"), source_path, source_path)
             if source_map["type"] != "url":
                 self.fail("source type must be 'url'", f"{source_path}.type", source_map, "type")
-            package["source"] = {"type": "url",
-                                 "url": self.text(source_map, "url", f"{source_path}.url")}
+            package["source"] = {
+                "type": "url",
+                "url": self.text(source_map, "url", f"{source_path}.url"),
+            }
         build = self.optional_text(entry, "build", f"{path}.build")
         if build is not None:
             package["build"] = build
@@ -402,15 +449,28 @@ class _Validator:
             if value is None:
                 continue
             if not pattern.match(value):
-                self.fail(f"{kind} must be {_HEX_LENGTH[kind]} hex "
-                          f"digits, not {value!r}", f"{hash_path}.{kind}", hashes, kind)
+                self.fail(
+                    f"{kind} must be {_HEX_LENGTH[kind]} hex digits, not {value!r}",
+                    f"{hash_path}.{kind}",
+                    hashes,
+                    kind,
+                )
             result[kind] = value.lower()
         if manager == "conda" and "md5" not in result:
-            self.fail(f"conda package {name} has no md5 hash; conda-lock requires one and Kiln "
-                      "verifies every download", hash_path, entry, "hash")
+            self.fail(
+                f"conda package {name} has no md5 hash; conda-lock requires one and Kiln "
+                "verifies every download",
+                hash_path,
+                entry,
+                "hash",
+            )
         if not result:
-            self.fail(f"pip package {name} has no md5 or sha256 hash; Kiln verifies every "
-                      "download", hash_path, entry, "hash")
+            self.fail(
+                f"pip package {name} has no md5 or sha256 hash; Kiln verifies every download",
+                hash_path,
+                entry,
+                "hash",
+            )
         return result
 
     def flag(self, entry: Mapping[str, Any], key: str, path: str) -> bool:
@@ -420,4 +480,3 @@ class _Validator:
         if not isinstance(value, bool):
             self.fail(f"must be true or false, not {describe(value)}", path, entry, key)
         return value
-

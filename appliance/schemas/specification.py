@@ -100,8 +100,9 @@ class SpecLimits:
 
 def canonical_json(data: Any) -> str:
     """JSON with sorted keys and no whitespace; lists keep their order (channel priority)."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 @dataclass(frozen=True)
@@ -205,19 +206,24 @@ class _QuoteForYaml11(VersionedResolver):
         return (1, 1)
 
 
-def validate_name(name: object, *, limits: SpecLimits = SpecLimits(),
-                  line: int | None = None) -> str:
+def validate_name(
+    name: object, *, limits: SpecLimits = SpecLimits(), line: int | None = None
+) -> str:
     """Check an environment name against the rule in the module docstring; return it."""
     allowed = (
         "names use letters, digits, '_', '.', '+' and '-', start with a letter, digit or '_', "
         f"and have at most {limits.max_name_length} characters"
     )
     if name is None:
-        fail(f"the environment needs a name; add 'name: my-env' ({allowed})", field="name",
-             line=line)
+        fail(
+            f"the environment needs a name; add 'name: my-env' ({allowed})", field="name", line=line
+        )
     if not isinstance(name, str):
-        fail(f"the name must be text, not {describe(name)}; quote it ({allowed})", field="name",
-             line=line)
+        fail(
+            f"the name must be text, not {describe(name)}; quote it ({allowed})",
+            field="name",
+            line=line,
+        )
     if not name:
         fail(f"the name cannot be empty; {allowed}", field="name", line=line)
     if len(name) > limits.max_name_length:
@@ -226,8 +232,8 @@ def validate_name(name: object, *, limits: SpecLimits = SpecLimits(),
         fail(f"the name {name!r} contains '..'; {allowed}", field="name", line=line)
     if not NAME_PATTERN.match(name):
         bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9_.+-]", c)})
-        detail = f"contains {', '.join(repr(c) for c in bad)}" if bad else (
-            f"starts with {name[0]!r}"
+        detail = (
+            f"contains {', '.join(repr(c) for c in bad)}" if bad else (f"starts with {name[0]!r}")
         )
         fail(f"the name {name!r} {detail}; {allowed}", field="name", line=line)
     return name
@@ -313,7 +319,7 @@ def _lockfile_spec(
         content = data.get("lockfile")
         prefix = "lockfile"
         effective = name if name is not None else data.get("name")
-        name_line = line_of(data, "name")
+        name_line = line_of(data, "name") if name is None else None
         description = _optional_text(data, "description")
     else:
         content = data
@@ -323,8 +329,8 @@ def _lockfile_spec(
         description = None
     if effective is None:
         fail(
-            "a lockfile carries no environment name; pass one (kiln build --name, the API's "
-            "'namespace'/'name') or wrap it as {name: ..., lockfile: {...}}",
+            "a lockfile carries no environment name; give one along with it, or submit "
+            "{name: my-env, lockfile: {...}} (conda-store's lockfile specification)",
             field="name",
         )
     checked_name = validate_name(effective, limits=limits, line=name_line)
@@ -360,15 +366,16 @@ def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None or isinstance(value, str):
         return value
-    fail(f"{key} must be text, not {describe(value)}; quote it", field=key,
-         line=line_of(data, key))
+    fail(f"{key} must be text, not {describe(value)}; quote it", field=key, line=line_of(data, key))
 
 
 def _environment_spec(
     data: Mapping[str, Any], *, limits: SpecLimits, name: str | None
 ) -> EnvironmentSpec:
     _reject_unknown_keys(
-        data, ENVIRONMENT_KEYS, "an environment specification",
+        data,
+        ENVIRONMENT_KEYS,
+        "an environment specification",
         f" (a conda-lock lockfile has {', '.join(CONDA_LOCK_KEYS)})",
     )
     checked_name = validate_name(
@@ -393,8 +400,11 @@ def _section_list(data: Mapping[str, Any], key: str, example: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        fail(f"{key} must be a list ({example}), not {describe(value)}", field=key,
-             line=line_of(data, key))
+        fail(
+            f"{key} must be a list ({example}), not {describe(value)}",
+            field=key,
+            line=line_of(data, key),
+        )
     return value
 
 
@@ -404,12 +414,18 @@ def _channels(data: Mapping[str, Any]) -> tuple[str, ...]:
     for index, entry in enumerate(entries):
         where, line = f"channels[{index}]", line_of(entries, index)
         if entry is None:
-            fail("empty entry; remove the '-' or write a channel name such as conda-forge",
-                 field=where, line=line)
+            fail(
+                "empty entry; remove the '-' or write a channel name such as conda-forge",
+                field=where,
+                line=line,
+            )
         if not isinstance(entry, str):
             shown = raw_text(entries, index) or entry
-            fail(f"a channel is text, not {describe(entry)} ({shown!r}); quote it",
-                 field=where, line=line)
+            fail(
+                f"a channel is text, not {describe(entry)} ({shown!r}); quote it",
+                field=where,
+                line=line,
+            )
         try:
             channel = check_channel(entry)
         except ValueError as error:
@@ -435,8 +451,11 @@ def _dependencies(
                 fail(str(error), field=where, line=line)
         elif isinstance(entry, Mapping) and list(entry) == ["pip"]:
             if pip is not None:
-                fail("a second pip block; put all pip requirements in one '- pip:' list",
-                     field=where, line=line)
+                fail(
+                    "a second pip block; put all pip requirements in one '- pip:' list",
+                    field=where,
+                    line=line,
+                )
             pip = _pip_block(entry, where, line)
         else:
             fail(_not_a_spec(entry, raw_text(entries, index)), field=where, line=line)
@@ -468,7 +487,7 @@ def _not_a_spec(entry: object, raw: str | None) -> str:
             key, value = pairs[0]
             return (
                 f"YAML read this entry as a mapping ({key}: {value}), not a package spec. Write "
-                f"it as text, quoted: \"{key}={value}\" or \"{key} {value}\". The only mapping "
+                f'it as text, quoted: "{key}={value}" or "{key} {value}". The only mapping '
                 "allowed in dependencies is the '- pip:' block"
             )
         return (
@@ -480,18 +499,24 @@ def _not_a_spec(entry: object, raw: str | None) -> str:
     shown = raw if raw is not None else str(entry)
     return (
         f"YAML read {shown!r} as {describe(entry)}, not a package spec; write a spec such as "
-        f"\"numpy=1.26\" (quote it in YAML)"
+        f'"numpy=1.26" (quote it in YAML)'
     )
 
 
 def _pip_block(entry: Mapping[str, Any], where: str, line: int | None) -> list[str]:
     block = entry["pip"]
     if block is None:
-        fail("the pip block is empty; list requirements under it ('- requests>=2') or remove "
-             "it", field=f"{where}.pip", line=line)
+        fail(
+            "the pip block is empty; list requirements under it ('- requests>=2') or remove it",
+            field=f"{where}.pip",
+            line=line,
+        )
     if not isinstance(block, list):
-        fail(f"the pip block must be a list of requirements, not {describe(block)}",
-             field=f"{where}.pip", line=line_of(entry, "pip") or line)
+        fail(
+            f"the pip block must be a list of requirements, not {describe(block)}",
+            field=f"{where}.pip",
+            line=line_of(entry, "pip") or line,
+        )
     pip: list[str] = []
     for index, item in enumerate(block):
         item_where = f"{where}.pip[{index}]"
@@ -516,8 +541,11 @@ def _variables(data: Mapping[str, Any]) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        fail(f"variables must be a mapping of NAME: value, not {describe(value)}",
-             field="variables", line=line_of(data, "variables"))
+        fail(
+            f"variables must be a mapping of NAME: value, not {describe(value)}",
+            field="variables",
+            line=line_of(data, "variables"),
+        )
     variables: dict[str, str] = {}
     for key, item in value.items():
         where = f"variables.{key}"
@@ -526,7 +554,8 @@ def _variables(data: Mapping[str, Any]) -> dict[str, str]:
             fail(
                 f"{key!r} is not a valid environment variable name; use letters, digits and "
                 "'_', not starting with a digit",
-                field=where, line=line,
+                field=where,
+                line=line,
             )
         if isinstance(item, str):
             variables[key] = item
@@ -536,7 +565,8 @@ def _variables(data: Mapping[str, Any]) -> dict[str, str]:
             fail(
                 f"a variable's value must be text or a number, not {describe(item)}"
                 + ("; write '' for an empty value" if item is None else ""),
-                field=where, line=line,
+                field=where,
+                line=line,
             )
     return variables
 
@@ -545,4 +575,3 @@ def _scalar_text(value: bool | int | float) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value) if isinstance(value, float) else str(value)
-

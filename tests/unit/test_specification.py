@@ -161,9 +161,7 @@ def test_canonical_json_sorts_keys_and_keeps_list_order() -> None:
         channels: [conda-forge, bioconda]
         dependencies: [zlib, numpy]
         """)
-    expected = (
-        '{"channels":["conda-forge","bioconda"],"dependencies":["zlib","numpy"],"name":"x"}'
-    )
+    expected = '{"channels":["conda-forge","bioconda"],"dependencies":["zlib","numpy"],"name":"x"}'
     assert spec.canonical_json() == expected
     assert spec.sha256() == hashlib.sha256(expected.encode()).hexdigest()
 
@@ -190,9 +188,10 @@ def test_hash_depends_on_channel_order() -> None:
 
 def test_hash_is_the_same_for_equivalent_spellings_only_when_the_text_is() -> None:
     # "numpy 1.0" is stored as "numpy ==1.0": both spellings address the same spec
-    assert parse_env("name: x\ndependencies: [numpy 1.0]\n").sha256() == parse_env(
-        "name: x\ndependencies: ['numpy ==1.0']\n"
-    ).sha256()
+    assert (
+        parse_env("name: x\ndependencies: [numpy 1.0]\n").sha256()
+        == parse_env("name: x\ndependencies: ['numpy ==1.0']\n").sha256()
+    )
 
 
 # --- mistakes, one per kind: field, line and a message that says what is allowed ---------
@@ -380,16 +379,18 @@ def test_pip_options_take_a_value_with_space_or_equals() -> None:
 
 
 def test_oversized_text_is_refused_before_parsing() -> None:
-    error = error_of("name: x\n" + "#" * 200, limits=SpecLimits(max_bytes=100,
-                                                                  max_lockfile_bytes=100))
+    error = error_of(
+        "name: x\n" + "#" * 200, limits=SpecLimits(max_bytes=100, max_lockfile_bytes=100)
+    )
     assert "the specification is 208 bytes; the limit on this server is 100 bytes" in (
         error.message
     )
 
 
 def test_environment_over_max_bytes_is_refused_even_under_the_lockfile_limit() -> None:
-    error = error_of("name: x\ndependencies: [numpy]\n" + "#" * 200,
-                     limits=SpecLimits(max_bytes=100))
+    error = error_of(
+        "name: x\ndependencies: [numpy]\n" + "#" * 200, limits=SpecLimits(max_bytes=100)
+    )
     assert "the limit on this server is 100 bytes" in error.message
 
 

@@ -80,10 +80,16 @@ def test_equals_version_is_fuzzy_and_space_version_is_exact() -> None:
     fuzzy = MatchSpec(normalize_matchspec("pkg=1.0"), strict=True)
     exact = MatchSpec(normalize_matchspec("pkg 1.0"), strict=True)
     assert [fuzzy.matches(_record(v)) for v in ("1.0", "1.0.0", "1.0.1", "1.1")] == [
-        True, True, True, False,
+        True,
+        True,
+        True,
+        False,
     ]
     assert [exact.matches(_record(v)) for v in ("1.0", "1.0.0", "1.0.1", "1.1")] == [
-        True, True, False, False,
+        True,
+        True,
+        False,
+        False,
     ]
 
 
@@ -141,14 +147,23 @@ def test_dependency_channel_is_the_channel_as_written(spec: str, channel: str | 
     ("spec", "resolved", "base_url"),
     [
         ("numpy >=1", "numpy >=1", None),
-        ("conda-forge::numpy >=1", "http://mirror:8080/conda/conda-forge::numpy >=1",
-         "http://mirror:8080/conda/conda-forge/"),
-        ("conda-forge/linux-64::numpy", "http://mirror:8080/conda/conda-forge/linux-64::numpy",
-         "http://mirror:8080/conda/conda-forge/"),
+        (
+            "conda-forge::numpy >=1",
+            "http://mirror:8080/conda/conda-forge::numpy >=1",
+            "http://mirror:8080/conda/conda-forge/",
+        ),
+        (
+            "conda-forge/linux-64::numpy",
+            "http://mirror:8080/conda/conda-forge/linux-64::numpy",
+            "http://mirror:8080/conda/conda-forge/",
+        ),
         ("/srv/chan::pkg ==1.0", "file:///srv/chan::pkg ==1.0", "file:///srv/chan/"),
         ("defaults::pkg", "http://mirror:8080/conda/main::pkg", "http://mirror:8080/conda/main/"),
-        ("pkg[version='>=1', channel=bioconda]", "http://mirror:8080/conda/bioconda::pkg >=1",
-         "http://mirror:8080/conda/bioconda/"),
+        (
+            "pkg[version='>=1', channel=bioconda]",
+            "http://mirror:8080/conda/bioconda::pkg >=1",
+            "http://mirror:8080/conda/bioconda/",
+        ),
     ],
 )
 def test_solver_dependencies_name_channels_under_the_servers_alias(

@@ -1,0 +1,55 @@
+"""Shared fixtures for Kiln's test suite.
+
+Tiers: ``tests/unit`` (no services), ``tests/integration`` (real services the fixtures start:
+the SeaweedFS S3 server), ``tests/e2e`` (the real ``kiln`` CLI and the frozen binary as
+subprocesses).
+
+Fixtures:
+
+``demo_channel`` (session)
+    A real conda channel written by ``kiln channel demo`` code, indexed, read-only by convention.
+``build_settings`` (function)
+    :class:`~appliance.builder.settings.BuildSettings` rooted in a fresh temporary data dir,
+    with the demo channel allowed.
+``local_storage`` (function)
+    A :class:`~appliance.storage.LocalArtifactStore` in that data dir.
+``builder`` (function)
+    A :class:`~appliance.builder.pipeline.Builder` over those settings and storage.
+``s3_server`` / ``s3_bucket``
+    A real S3 server (SeaweedFS ``weed mini``); see :mod:`tests.fixtures.s3`.
+
+py-rattler can crash the interpreter while it tears down after the last test (NOTES.md). The
+suite's verdict must not depend on that, so pytest leaves through ``os._exit`` with the exit
+status it computed, after every report has been written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.build"]
+
+_exit_status: list[int] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _exit_status or os.environ.get("KILN_TEST_NORMAL_EXIT"):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(_exit_status[0])
+
+
+@pytest.fixture(scope="session")
+def repository_root() -> Path:
+    return Path(__file__).resolve().parent.parent
