@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.config.loader import KilnConfig
+from appliance.config.platforms import current_platform
 from appliance.schemas.specification import SpecLimits
 
 #: Build artifact type names (conda-store's ``BuildArtifactType``), as listed in
@@ -83,3 +85,34 @@ class BuildSettings:
                 store_directory=self.store_directory, namespace=namespace, name=name
             )
         )
+
+
+def settings_from_config(config: KilnConfig) -> BuildSettings:
+    """The engine's view of a loaded configuration (``CondaStore`` and ``Builder`` sections)."""
+    store = config.conda_store
+    builder = config.builder
+    platforms = tuple(store.conda_solve_platforms)
+    return BuildSettings(
+        store_directory=Path(store.store_directory),
+        package_cache=Path(builder.package_cache_directory),
+        repodata_cache=Path(builder.repodata_cache_directory),
+        build_directory=store.build_directory,
+        environment_directory=store.environment_directory,
+        channel_alias=store.conda_channel_alias,
+        allowed_channels=tuple(store.conda_allowed_channels),
+        default_channels=tuple(store.conda_default_channels),
+        solve_platforms=platforms,
+        virtual_packages={
+            platform: tuple(builder.virtual_packages_for(platform))
+            for platform in dict.fromkeys((current_platform(), *platforms))
+        },
+        artifacts=frozenset(str(name) for name in store.build_artifacts),
+        permissions=Permissions(
+            uid=store.default_uid, gid=store.default_gid, mode=store.default_permissions
+        ),
+        limits=SpecLimits(
+            max_bytes=builder.max_specification_bytes,
+            max_name_length=builder.max_environment_name_length,
+        ),
+        max_solve_seconds=float(store.conda_max_solve_time),
+    )

@@ -28,7 +28,7 @@ def register(
         config.print_help(sys.stderr)
         return 2
 
-    config.set_defaults(func=usage)
+    config.set_defaults(func=usage, log_level="INFO")
 
     generate = actions.add_parser(
         "generate",

@@ -53,18 +53,20 @@ ROLE_ALIASES = {"developer": "editor"}
 NAME_CHARACTERS = "A-Za-z0-9-+_@$&?^~.="
 ARN_PATTERN = re.compile(rf"^([{NAME_CHARACTERS}*]+)/([{NAME_CHARACTERS}*]+)$")
 
-_VIEWER = ["environment::read", "namespace::read", "namespace-role-mapping::read"]
-_EDITOR = [
-    "build::cancel",
-    "environment::create",
-    "environment::read",
-    "environment::solve",
-    "environment::update",
-    "namespace::read",
-    "namespace-role-mapping::read",
-    "setting::read",
-]
-_ADMIN = list(PERMISSIONS)
+_VIEWER = sorted(["environment::read", "namespace::read", "namespace-role-mapping::read"])
+_EDITOR = sorted(
+    [
+        "build::cancel",
+        "environment::create",
+        "environment::read",
+        "environment::solve",
+        "environment::update",
+        "namespace::read",
+        "namespace-role-mapping::read",
+        "setting::read",
+    ]
+)
+_ADMIN = sorted(PERMISSIONS)
 
 
 def _normalize_permissions(owner: str, role: str, value: Any) -> list[str]:

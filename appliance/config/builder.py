@@ -115,7 +115,7 @@ class Builder(KilnConfigurable):
     ).tag(config=True)
 
     max_environment_name_length = Integer(
-        128,
+        64,
         min=1,
         max=200,
         help="""

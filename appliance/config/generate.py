@@ -28,9 +28,7 @@ from appliance.config.catalog import CLASSES
 from appliance.config.compat import provided_names
 
 _WIDTH = 98
-_quiet = logging.getLogger("appliance.config.generate")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+_log = logging.getLogger("appliance.config")
 
 _HEADER = """\
 # Kiln configuration file (kiln_config.py), written by `kiln config generate` (Kiln {version}).
@@ -112,7 +110,7 @@ def generate_config(data_dir: DataDir) -> str:
     out = _HEADER.format(version=__version__, data_dir=data_dir.root).splitlines()
     out.extend(_comment(", ".join(provided_names()), "#     "))
     for cls in CLASSES:
-        probe = cls(data_dir=data_dir, log=_quiet)
+        probe = cls(data_dir=data_dir, log=_log)
         doc = inspect.cleandoc(cls.__doc__ or "").replace("``", "")
         out.append("")
         out.append("#" + "-" * (_WIDTH - 1))

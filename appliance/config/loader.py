@@ -103,7 +103,7 @@ class InvalidConfiguration(ConfigurationError):
 
 
 @dataclass(frozen=True)
-class _Origin:
+class Origin:
     """Where a value was set: a file (and line) or an environment variable."""
 
     file: Path | None = None
@@ -275,7 +275,7 @@ class _Entry:
     section: str
     key: str
     value: Any
-    origin: _Origin
+    origin: Origin
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
@@ -326,7 +326,7 @@ class _Checker:
     def probe(self, section: str) -> KilnConfigurable:
         if section not in self._probes:
             cls = self.known[section]
-            self._probes[section] = cls(data_dir=self.data_dir, log=_quiet)
+            self._probes[section] = cls(data_dir=self.data_dir, log=log)
         return self._probes[section]
 
     def check(self, entries: list[_Entry]) -> None:
@@ -379,6 +379,8 @@ class _Checker:
             )
             return
         reason = trait.metadata.get(OBSOLETE)
+        if reason and entry.value is None:
+            return  # "not set", as written by `kiln config generate`
         if reason:
             self.problems.append(
                 entry.origin.problem("warning", f"{option} is ignored: {reason}", option=option)
@@ -405,11 +407,6 @@ class _Checker:
             if isinstance(chosen, type) and issubclass(chosen, KilnConfigurable):
                 self.known.setdefault(chosen.__name__, chosen)
         self.accepted.append(entry)
-
-
-_quiet = logging.getLogger("appliance.config.probe")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
 
 
 def _entries_from_config(config: Config, origin_for: Any) -> list[_Entry]:
@@ -441,7 +438,7 @@ class KilnConfig:
         data_dir: DataDir,
         config_file: Path | None,
         config: Config,
-        origins: Mapping[tuple[str, str], _Origin],
+        origins: Mapping[tuple[str, str], Origin],
         problems: Iterable[Problem] = (),
     ) -> None:
         #: The data dir everything defaults into.
@@ -497,6 +494,10 @@ class KilnConfig:
         ]
         return sections
 
+    def configured_sections(self) -> set[str]:
+        """Names of the sections (``c.<Name>.*``) that the file or the environment set."""
+        return {section for section, _ in self._origins}
+
     def source_of(self, cls: type[Configurable] | Configurable | str, option: str) -> str:
         """Where the value of ``cls.option`` comes from.
 
@@ -518,12 +519,12 @@ class KilnConfig:
                 return f"default (follows {klass.__name__}.{follows}: {source})"
         return "default"
 
-    def origin_of(self, cls: type[Configurable] | Configurable | str, option: str) -> _Origin:
+    def origin_of(self, cls: type[Configurable] | Configurable | str, option: str) -> Origin:
         """Where ``cls.option`` was set (file and line, or variable); empty when a default."""
         klass = _class_of(cls)
-        return self._find_origin(klass, option) or _Origin()
+        return self._find_origin(klass, option) or Origin()
 
-    def _find_origin(self, klass: type[Configurable], option: str) -> _Origin | None:
+    def _find_origin(self, klass: type[Configurable], option: str) -> Origin | None:
         for section in reversed(klass.section_names()):
             if (section, option) in self._origins:
                 return self._origins[(section, option)]
@@ -564,7 +565,7 @@ class Collected:
     #: The checked ``Config``: unknown options and bad values removed.
     config: Config
     #: ``(section, option)`` -> where its value was set.
-    origins: dict[tuple[str, str], _Origin]
+    origins: dict[tuple[str, str], Origin]
     problems: list[Problem]
 
 
@@ -586,18 +587,18 @@ def collect(
         loaded = read_config_file(config_file)
         path = loaded.path
 
-        def origin_for(section: str, key: str) -> _Origin:
+        def origin_for(section: str, key: str) -> Origin:
             line = loaded.lines.get((section, key))
             if line is None:
                 line = min((n for (s, _), n in loaded.lines.items() if s == section), default=None)
-            return _Origin(file=path, line=line)
+            return Origin(file=path, line=line)
 
         entries.extend(_entries_from_config(loaded.config, origin_for))
     for variable, (cls, name) in environment_options().items():
         if variable not in environ:
             continue
         trait = cls.class_traits()[name]
-        origin = _Origin(env=variable)
+        origin = Origin(env=variable)
         try:
             value = _from_environment(trait, environ[variable])
         except (ValueError, TraitError) as error:
@@ -614,7 +615,7 @@ def collect(
     checker = _Checker(data_dir, strict=strict)
     checker.check(entries)
     config = Config()
-    origins: dict[tuple[str, str], _Origin] = {}
+    origins: dict[tuple[str, str], Origin] = {}
     for entry in checker.accepted:
         config[entry.section][entry.key] = entry.value
         origins[(entry.section, entry.key)] = entry.origin

@@ -9,6 +9,7 @@ from typing import Any
 from traitlets.config import Configurable
 
 from appliance.config.base import OBSOLETE, ClassChoice, describe, masked, ordered_traits
+from appliance.config.catalog import CLASSES
 from appliance.config.loader import KilnConfig
 
 
@@ -47,6 +48,25 @@ def _role(config: KilnConfig, instance: Configurable) -> str | None:
     return None
 
 
+def _sections(config: KilnConfig) -> list[tuple[Configurable, str | None]]:
+    """(instance, note) for the sections in use, then those configured but not in use."""
+    active = config.active_sections()
+    sections: list[tuple[Configurable, str | None]] = []
+    for instance in active:
+        role = _role(config, instance)
+        sections.append((instance, f"chosen by {role}" if role else None))
+    in_use = {type(instance) for instance in active}
+    configured = config.configured_sections()
+    for cls in CLASSES:
+        if (
+            cls.__name__ in configured
+            and cls not in in_use
+            and not any(issubclass(used, cls) for used in in_use)
+        ):
+            sections.append((config.section(cls), "configured but not in use"))
+    return sections
+
+
 def effective_options(config: KilnConfig, instance: Configurable) -> list[EffectiveOption]:
     """The options of one configured instance (ignored ones only when they were set)."""
     options: list[EffectiveOption] = []
@@ -77,11 +97,10 @@ def render_text(config: KilnConfig) -> str:
         f"# data dir:    {config.data_dir.root}",
         f"# config file: {config.config_file or 'none'}",
     ]
-    for instance in config.active_sections():
+    for instance, note in _sections(config):
         section = type(instance).__name__
-        role = _role(config, instance)
         lines.append("")
-        lines.append(f"# {section}" + (f" (chosen by {role})" if role else ""))
+        lines.append(f"# {section}" + (f" ({note})" if note else ""))
         for option in effective_options(config, instance):
             comment = option.source
             if option.ignored:
@@ -111,12 +130,12 @@ def _jsonable(trait_value: Any, trait: Any = None) -> Any:
 def render_json(config: KilnConfig) -> str:
     """The effective configuration as JSON (for the TUI and scripts)."""
     sections = []
-    for instance in config.active_sections():
+    for instance, note in _sections(config):
         traits = type(instance).class_traits(config=True)
         sections.append(
             {
                 "class": type(instance).__name__,
-                "chosen_by": _role(config, instance),
+                "note": note,
                 "options": [
                     {
                         "option": option.option,

@@ -230,6 +230,10 @@ class Storage(ABC):
         expires. No existence check is made: a missing key gives the client the store's 404.
         """
 
+    def location(self, key: str) -> str:
+        """Where ``key`` lives, for people (a file path, an ``s3://bucket/key`` URL)."""
+        return validate_key(key)
+
     def append(self, key: str, data: bytes) -> None:
         """Add ``data`` to the end of ``key``, creating it if needed (build logs).
 

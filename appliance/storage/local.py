@@ -45,6 +45,9 @@ class LocalArtifactStore(Storage):
     def __repr__(self) -> str:
         return f"LocalArtifactStore(storage_path={str(self.storage_path)!r})"
 
+    def location(self, key: str) -> str:
+        return str(self.path_of(key))
+
     def path_of(self, key: str) -> Path:
         """The file that holds ``key`` (validated; the file need not exist)."""
         return self.storage_path.joinpath(*validate_key(key).split("/"))

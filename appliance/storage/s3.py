@@ -289,6 +289,9 @@ class S3ArtifactStore(Storage):
             stat = self._client.stat_object(self.bucket_name, key)
         return stat.size or 0
 
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket_name}/{validate_key(key)}"
+
     def url(self, key: str, *, expires: timedelta) -> str:
         """A presigned GET URL for ``key`` on the external endpoint, valid for ``expires``.
 

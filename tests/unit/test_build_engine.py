@@ -28,7 +28,9 @@ variables:
 """
 
 
-def build(builder: Builder, text: str, build_id: int = 1, namespace: str = "default") -> BuildResult:
+def build(
+    builder: Builder, text: str, build_id: int = 1, namespace: str = "default"
+) -> BuildResult:
     request = BuildRequest(namespace, parse_specification(text), build_id)
     return asyncio.run(builder.build(request))
 
@@ -51,17 +53,33 @@ def test_demo_build_gives_a_working_prefix_link_and_artifacts(
     assert run_tool(link) == str(result.prefix)
     for kind in ArtifactKind:
         assert local_storage.exists(kind.storage_key(result.build_key)), kind
-    assert {p.name for p in result.packages} == {"kiln-demo-tool", "kiln-demo-lib", "kiln-demo-data"}
+    assert {p.name for p in result.packages} == {
+        "kiln-demo-tool",
+        "kiln-demo-lib",
+        "kiln-demo-data",
+    }
     assert result.size > 0
     assert result.artifacts["DIRECTORY"] == str(result.prefix)
 
 
-def test_the_log_tells_each_step_as_it_happens(builder: Builder, local_storage: LocalArtifactStore) -> None:
+def test_the_log_tells_each_step_as_it_happens(
+    builder: Builder, local_storage: LocalArtifactStore
+) -> None:
     result = build(builder, DEMO_SPEC)
     log = local_storage.get(ArtifactKind.LOGS.storage_key(result.build_key)).decode()
-    positions = [log.index(f"--- {step} ---") for step in ("prepare", "solve", "lock", "install",
-                                                            "finalize", "export", "conda-pack",
-                                                            "activate")]
+    positions = [
+        log.index(f"--- {step} ---")
+        for step in (
+            "prepare",
+            "solve",
+            "lock",
+            "install",
+            "finalize",
+            "export",
+            "conda-pack",
+            "activate",
+        )
+    ]
     assert positions == sorted(positions)
     assert "kiln-demo-lib 2.0.0" in log
     assert log.rstrip().endswith("build 1 completed")
@@ -85,7 +103,9 @@ def test_variables_are_set_on_activation(builder: Builder) -> None:
     script = result.prefix / "etc/conda/activate.d/kiln-variables.sh"
     shell = subprocess.run(
         ["sh", "-c", f'. "{script}"; printf %s "$KILN_DEMO_GREETING"'],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert shell.stdout == "hello from Kiln"
     state = yaml.safe_load((result.prefix / "conda-meta/state").read_text())
@@ -96,7 +116,9 @@ def test_lockfile_and_pinned_yaml_describe_the_build(
     builder: Builder, local_storage: LocalArtifactStore, demo_channel: Path
 ) -> None:
     result = build(builder, DEMO_SPEC)
-    lockfile = yaml.safe_load(local_storage.get(ArtifactKind.LOCKFILE.storage_key(result.build_key)))
+    lockfile = yaml.safe_load(
+        local_storage.get(ArtifactKind.LOCKFILE.storage_key(result.build_key))
+    )
     assert lockfile["version"] == 1
     assert lockfile["metadata"]["platforms"] == ["linux-64"]
     locked = {p["name"]: p for p in lockfile["package"]}
@@ -182,11 +204,14 @@ def test_the_lockfile_can_cover_several_platforms(
     from dataclasses import replace
 
     multi = Builder(
-        replace(build_settings, solve_platforms=("linux-64", "osx-arm64")), local_storage,
+        replace(build_settings, solve_platforms=("linux-64", "osx-arm64")),
+        local_storage,
         builder.gateway,
     )
     result = build(multi, "name: data\ndependencies:\n  - kiln-demo-data\n")
-    lockfile = yaml.safe_load(local_storage.get(ArtifactKind.LOCKFILE.storage_key(result.build_key)))
+    lockfile = yaml.safe_load(
+        local_storage.get(ArtifactKind.LOCKFILE.storage_key(result.build_key))
+    )
     assert lockfile["metadata"]["platforms"] == ["linux-64", "osx-arm64"]
     assert {p["platform"] for p in lockfile["package"]} == {"linux-64", "osx-arm64"}
 
@@ -198,20 +223,27 @@ def test_a_channel_that_is_not_allowed_is_refused_naming_it(builder: Builder) ->
 
 
 def test_an_unwritable_store_fails_the_build_with_that_reason(
-    build_settings: BuildSettings, local_storage: LocalArtifactStore, builder: Builder, tmp_path: Path
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+    builder: Builder,
+    tmp_path: Path,
 ) -> None:
     from dataclasses import replace
 
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    broken = Builder(replace(build_settings, store_directory=blocker / "store"), local_storage,
-                     builder.gateway)
+    broken = Builder(
+        replace(build_settings, store_directory=blocker / "store"), local_storage, builder.gateway
+    )
     with pytest.raises(BuildError, match="store directory .* is not writable"):
         build(broken, DEMO_SPEC)
 
 
 def test_a_too_long_build_path_is_refused(
-    build_settings: BuildSettings, local_storage: LocalArtifactStore, builder: Builder, tmp_path: Path
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+    builder: Builder,
+    tmp_path: Path,
 ) -> None:
     from dataclasses import replace
 
@@ -240,7 +272,8 @@ def test_ownership_and_mode_are_applied(
         pytest.skip("changing ownership needs root")  # CI runs as root
     owned = Builder(
         replace(build_settings, permissions=Permissions(uid=1234, gid=2345, mode="750")),
-        local_storage, builder.gateway,
+        local_storage,
+        builder.gateway,
     )
     result = build(owned, DEMO_SPEC)
     tool = (result.prefix / "bin" / "kiln-demo-tool").stat()
