@@ -168,6 +168,7 @@ def ensure_channel(cache_dir: Path) -> BenchChannel:
     ``manifest.json`` is written last, so a directory without it (an interrupted run) is
     regenerated. ``cache_dir`` gets a ``.gitignore`` ignoring everything in it.
     """
+    cache_dir = cache_dir.resolve()
     cache_dir.mkdir(parents=True, exist_ok=True)
     ignore = cache_dir / ".gitignore"
     if not ignore.exists():
@@ -299,8 +300,8 @@ def _plan(rng: random.Random) -> dict[str, _Plan]:
 
 
 def _choose_specs(rng: random.Random, plans: dict[str, _Plan]) -> tuple[str, ...]:
-    """``python 3.11.*``, five recent Python packages, one C library, and one Python package
-    held below its newest major (which forces older releases and their older pins)."""
+    """``python 3.11.*``, one C library, five Python packages, and one Python package held
+    below its newest major (an older release that supports Python 3.11, with older pins)."""
     recent_python = [
         plan
         for plan in plans.values()
@@ -309,7 +310,14 @@ def _choose_specs(rng: random.Random, plans: dict[str, _Plan]) -> tuple[str, ...
     ]
     recent_python.sort(key=lambda plan: plan.name)
     held = rng.choice(
-        [plan for plan in recent_python if plan.releases[-1].major > plan.releases[0].major]
+        [
+            plan
+            for plan in recent_python
+            if any(
+                release.major < plan.releases[-1].major and release.time >= 0.6
+                for release in plan.releases
+            )
+        ]
     )
     latest = rng.sample([plan for plan in recent_python if plan is not held], 5)
     libraries = sorted(

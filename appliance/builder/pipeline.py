@@ -163,6 +163,20 @@ class Builder:
         self.storage = storage
         self.gateway = gateway
 
+    def check(self, spec: EnvironmentSpec | LockfileSpec) -> tuple[str, ...]:
+        """Refuse what this server will not build, before anything is queued or written.
+
+        Checks the channel policy (``conda_allowed_channels``) and that every channel can be
+        normalized; returns the channels the solve will use. Raises
+        :class:`SpecificationError` naming the offending field.
+        """
+        if isinstance(spec, LockfileSpec):
+            return spec.channels
+        check_allowed_channels(
+            spec, allowed=self.settings.allowed_channels, channel_alias=self.settings.channel_alias
+        )
+        return self._channels(spec)
+
     def _channels(self, spec: EnvironmentSpec) -> tuple[str, ...]:
         """Channels to solve against, normalized, in priority order.
 
@@ -232,10 +246,7 @@ class Builder:
                     records={platform: locked.records},
                     pip_locked=locked.pip,
                 )
-        check_allowed_channels(
-            spec, allowed=settings.allowed_channels, channel_alias=settings.channel_alias
-        )
-        channels = self._channels(spec)
+        channels = self.check(spec)
         with log.step("solve"):
             solution = await solve(
                 specs=spec.solver_dependencies(channel_alias=settings.channel_alias),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,6 +107,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run, then leave without interpreter teardown (see exit_now)."""
+    # conda-lock probes $PATH for a mamba binary when it is imported and fails without one;
+    # a process started with an empty environment (cron, `env -i`) still gets the OS default.
+    os.environ.setdefault("PATH", os.defpath)
     try:
         code = run(argv)
     except SystemExit as exit_request:  # argparse's --help/--version/usage errors

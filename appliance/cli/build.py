@@ -142,14 +142,15 @@ def run(args: argparse.Namespace) -> int:
     if args.storage_path is not None:
         section.storage_path = str(args.storage_path.absolute())
     storage = open_storage(section)
-    storage.check()
 
     spec = parse_specification(_read(args.file), limits=settings.limits, name=args.name)
     if args.channel and isinstance(spec, EnvironmentSpec):
         spec = dataclasses.replace(spec, channels=(*args.channel, *spec.channels))
     namespace = args.namespace or config.conda_store.default_namespace
-    request = BuildRequest(namespace, spec, next_local_build_id(settings.store_directory))
     builder = Builder(settings, storage, repodata_gateway(str(settings.repodata_cache)))
+    builder.check(spec)
+    storage.check()
+    request = BuildRequest(namespace, spec, next_local_build_id(settings.store_directory))
 
     started = time.monotonic()
     echo = None if args.quiet or args.json else sys.stderr.write
