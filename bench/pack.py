@@ -68,14 +68,22 @@ def run(workdir: Path) -> list[Result]:
         output.unlink()
         return seconds
 
-    kiln_size = _size(pack_prefix(demo.prefix, archives / "warm-up.tar.gz"))
-    run_tool(["tar", "-C", str(demo.prefix), "-I", f"gzip -{level}", "-cf",
-              str(archives / "warm-up-tar.tar.gz"), "."])
-    tar_size = _size(archives / "warm-up-tar.tar.gz")
-    kiln_samples, baseline_samples = alternate(REPEATS, kiln, baseline)
-    single = Samples(
-        tuple(kiln(100 + index, threads=1) for index in range(SINGLE_THREAD_REPEATS))
+    kiln_size = _size_then_remove(pack_prefix(demo.prefix, archives / "warm-up.tar.gz"))
+    run_tool(
+        [
+            "tar",
+            "-C",
+            str(demo.prefix),
+            "-I",
+            f"gzip -{level}",
+            "-cf",
+            str(archives / "warm-up-tar.tar.gz"),
+            ".",
+        ]
     )
+    tar_size = _size_then_remove(archives / "warm-up-tar.tar.gz")
+    kiln_samples, baseline_samples = alternate(REPEATS, kiln, baseline)
+    single = Samples(tuple(kiln(100 + index, threads=1) for index in range(SINGLE_THREAD_REPEATS)))
     return [
         Result(
             name="pack",
@@ -95,7 +103,7 @@ def run(workdir: Path) -> list[Result]:
     ]
 
 
-def _size(path: Path) -> int:
+def _size_then_remove(path: Path) -> int:
     size = path.stat().st_size
     path.unlink()
     return size

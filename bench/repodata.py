@@ -104,7 +104,14 @@ PYTHON_HUBS = ("pip", "setuptools", "wheel", "packaging", "typing_extensions", "
 #: 2019-01-01 .. 2025-11-01 in milliseconds: the timeline's span.
 _EPOCH_MS = (1_546_300_800_000, 1_761_955_200_000)
 
-_LICENSES = ("MIT", "BSD-3-Clause", "Apache-2.0", "GPL-3.0-or-later", "LGPL-2.1-or-later", "MPL-2.0")
+_LICENSES = (
+    "MIT",
+    "BSD-3-Clause",
+    "Apache-2.0",
+    "GPL-3.0-or-later",
+    "LGPL-2.1-or-later",
+    "MPL-2.0",
+)
 _SYLLABLES = tuple(
     consonant + vowel
     for consonant in ("b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")
@@ -196,8 +203,12 @@ def generate_channel(root: Path) -> BenchChannel:
     (root / "noarch").mkdir(parents=True)
     (root / "noarch" / "repodata.json").write_text(
         json.dumps(
-            {"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": {},
-             "repodata_version": 1},
+            {
+                "info": {"subdir": "noarch"},
+                "packages": {},
+                "packages.conda": {},
+                "repodata_version": 1,
+            },
             separators=(",", ":"),
         )
     )
@@ -243,8 +254,20 @@ def _plan(rng: random.Random) -> dict[str, _Plan]:
     python = _Plan("python", "python", _python_releases(rng))
     python.depends = [
         (dep, "pin_major")
-        for dep in ("bzip2", "libffi", "libgcc-ng", "libsqlite", "libuuid", "libzlib",
-                    "ncurses", "openssl", "readline", "tk", "xz", "tzdata")
+        for dep in (
+            "bzip2",
+            "libffi",
+            "libgcc-ng",
+            "libsqlite",
+            "libuuid",
+            "libzlib",
+            "ncurses",
+            "openssl",
+            "readline",
+            "tk",
+            "xz",
+            "tzdata",
+        )
     ]
     python.glibc = True
     plans["python"] = python
@@ -254,7 +277,9 @@ def _plan(rng: random.Random) -> dict[str, _Plan]:
     for index in range(C_LIBRARY_COUNT):
         name = _new_name(rng, taken, prefix="lib")
         start = 0.0 if index < HUB_COUNT else rng.uniform(0.0, 0.85)
-        plan = _Plan(name, "clib", _releases(rng, start, _release_count(rng, index), builds=(0.3, 0.1)))
+        plan = _Plan(
+            name, "clib", _releases(rng, start, _release_count(rng, index), builds=(0.3, 0.1))
+        )
         plan.depends = [("libgcc-ng", "lower_major")]
         if rng.random() < 0.5:
             plan.depends.append(("libstdcxx-ng", "lower_major"))
@@ -305,8 +330,10 @@ def _choose_specs(rng: random.Random, plans: dict[str, _Plan]) -> tuple[str, ...
     recent_python = [
         plan
         for plan in plans.values()
-        if plan.kind in ("compiled", "pure") and plan.releases[0].time < 0.3
-        and len(plan.releases) >= 8 and len(plan.depends) >= 4
+        if plan.kind in ("compiled", "pure")
+        and plan.releases[0].time < 0.3
+        and len(plan.releases) >= 8
+        and len(plan.depends) >= 4
     ]
     recent_python.sort(key=lambda plan: plan.name)
     held = rng.choice(
@@ -475,9 +502,12 @@ def _builds(
     """(build string, depends, constrains) of each build of ``release``."""
     if plan.kind == "compiled":
         for minor in _python_minors(release.time):
-            python = [f"python >=3.{minor},<3.{minor + 1}.0a0", f"python_abi 3.{minor}.* *_cp3{minor}"]
+            pins = [
+                f"python >=3.{minor},<3.{minor + 1}.0a0",
+                f"python_abi 3.{minor}.* *_cp3{minor}",
+            ]
             for number in release.build_numbers:
-                yield f"py3{minor}h{rng.getrandbits(28):07x}_{number}", base + python, []
+                yield f"py3{minor}h{rng.getrandbits(28):07x}_{number}", base + pins, []
     elif plan.kind == "pure":
         oldest = min(_python_minors(release.time), default=8)
         yield f"pyh{rng.getrandbits(28):07x}_0", [*base, f"python >=3.{oldest}"], []
@@ -486,8 +516,8 @@ def _builds(
         for number in release.build_numbers:
             yield f"h{rng.getrandbits(28):07x}_{number}_cpython", base, [abi]
     elif plan.kind == "python_abi":
-        python = f"python 3.{release.minor}.* *_cpython"
-        yield f"{release.minor - 3}_cp3{release.minor}", [], [python]
+        interpreter = f"python 3.{release.minor}.* *_cpython"
+        yield f"{release.minor - 3}_cp3{release.minor}", [], [interpreter]
     else:
         for number in release.build_numbers:
             yield f"h{rng.getrandbits(28):07x}_{number}", base, []

@@ -76,8 +76,9 @@ def measure(mode: str, cache_dir: Path) -> dict[str, Any]:
                     for _ in range(SMALL_REPEATS)
                 ]
                 loaded = runner.run(
-                    gateway.query([channel.url], ["linux-64", "noarch"], list(channel.specs),
-                                  recursive=True)
+                    gateway.query(
+                        [channel.url], ["linux-64", "noarch"], list(channel.specs), recursive=True
+                    )
                 )
                 report["loaded"] = sum(len(records) for records in loaded)
         report["gateway_cache_files"] = sum(1 for _ in gateway_cache.rglob("*"))

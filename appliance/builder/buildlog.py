@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 #: Something that receives log text (already newline-terminated) as it is written.
-LogSink = Callable[[str], None]
+LogSink = Callable[[str], object]
 
 
 @dataclass

@@ -17,13 +17,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import rattler
-from rattler import PrefixRecord, RepoDataRecord
+from rattler import InstallerReporter, PrefixRecord, RepoDataRecord
 
 from appliance.builder.buildlog import BuildLog
 from appliance.common.errors import BuildError
 
 
-class _LogReporter:
+class _LogReporter(InstallerReporter):
     """Forwards rattler's install progress to the build log (structural InstallerReporter)."""
 
     def __init__(self, log: BuildLog) -> None:
@@ -135,7 +135,8 @@ async def install_prefix(
             installed_packages=[],
             show_progress=False,
             execute_link_scripts=False,
-            reporter=_LogReporter(log),
+            # rattler's InstallerReporter protocol has no-op bodies mypy sees as abstract.
+            reporter=_LogReporter(log),  # type: ignore[abstract]
             alternative_target_prefix=target_prefix,
         )
     except Exception as error:

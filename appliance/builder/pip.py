@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,8 @@ def environment_python(prefix: Path) -> Path | None:
     return None
 
 
-async def _run(command: Sequence[str], *, env: Mapping[str, str], log: BuildLog) -> int:
+async def _run(command: Sequence[str], *, env: Mapping[str, str], log: BuildLog) -> tuple[int, str]:
+    """Run ``command``, streaming its output into the log; return (exit code, pip's last error)."""
     process = await asyncio.create_subprocess_exec(
         *command,
         stdout=asyncio.subprocess.PIPE,
@@ -35,9 +37,28 @@ async def _run(command: Sequence[str], *, env: Mapping[str, str], log: BuildLog)
         env=dict(env),
     )
     assert process.stdout is not None
-    async for line in process.stdout:
-        log.write(line.decode(errors="replace").rstrip())
-    return await process.wait()
+    last_error = ""
+    async for raw in process.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        log.write(line)
+        if line.startswith("ERROR:"):
+            last_error = line.removeprefix("ERROR:").strip()
+    return await process.wait(), last_error
+
+
+def pip_arguments(requirements: Sequence[str]) -> list[str]:
+    """Command-line arguments for the spec's pip entries.
+
+    Options are written as one entry with their value (``--index-url URL``), as in conda's
+    environment.yaml; pip wants them as separate arguments. Requirements stay whole.
+    """
+    arguments: list[str] = []
+    for entry in requirements:
+        if entry.startswith("-"):
+            arguments += shlex.split(entry.replace("=", " ", 1) if " " not in entry else entry)
+        else:
+            arguments.append(entry)
+    return arguments
 
 
 def _pip_environment(prefix: Path, extra: Mapping[str, str], home: str) -> dict[str, str]:
@@ -97,11 +118,14 @@ async def install_pip_requirements(
             requirements_file.write_text("\n".join(lines) + "\n")
             command += ["--no-deps", "--require-hashes", "-r", str(requirements_file)]
         else:
-            command += list(requirements)
+            command += pip_arguments(requirements)
         log.write("$ " + " ".join(command))
-        code = await _run(command, env=_pip_environment(prefix, environment, scratch), log=log)
+        code, error = await _run(
+            command, env=_pip_environment(prefix, environment, scratch), log=log
+        )
         if code != 0:
-            raise BuildError(f"pip install failed with exit code {code}; see the build log")
+            reason = f": {error}" if error else "; see the build log"
+            raise BuildError(f"pip install failed (exit code {code}){reason}")
         data = json.loads(report.read_text())
     installed = []
     for item in data.get("install", []):

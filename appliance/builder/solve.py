@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import rattler
-from rattler import Gateway, RepoDataRecord, SourceConfig
+from rattler import Gateway, RepoDataRecord, SourceConfig, Subdir
 from rattler.exceptions import SolverError
 
 from appliance.builder.buildlog import BuildLog
@@ -26,7 +27,7 @@ class Solution:
         return self.records[platform]
 
 
-def repodata_gateway(cache_dir: str) -> Gateway:
+def repodata_gateway(cache_dir: Path) -> Gateway:
     """One gateway per process: repodata is fetched once, cached on disk and shared by builds.
 
     ``force-cache-only`` is not used: a stale cache would silently hide new packages. For offline
@@ -88,7 +89,7 @@ async def solve(
                 sources=list(channels),
                 specs=list(specs),
                 gateway=gateway,
-                platforms=[platform, "noarch"],
+                platforms=[Subdir(platform), Subdir("noarch")],
                 virtual_packages=virtual,
                 timeout=datetime.timedelta(seconds=timeout_seconds),
                 channel_relations="disabled",

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from appliance import __version__
 from appliance.common.errors import KilnError
@@ -26,17 +27,21 @@ from appliance.common.process import exit_now
 COMMANDS = ("channel", "build", "config")
 
 
-def _import_command(name: str) -> object:
+def _import_command(name: str) -> ModuleType:
     # Static imports keep PyInstaller's analysis complete (no importlib-only modules).
     if name == "channel":
-        from appliance.cli import channel as module
-    elif name == "build":
-        from appliance.cli import build as module
-    elif name == "config":
-        from appliance.cli import config as module
-    else:  # pragma: no cover - COMMANDS and this table are kept in step by a unit test
-        module = importlib.import_module(f"appliance.cli.{name}")
-    return module
+        from appliance.cli import channel
+
+        return channel
+    if name == "build":
+        from appliance.cli import build
+
+        return build
+    if name == "config":
+        from appliance.cli import config
+
+        return config
+    return importlib.import_module(f"appliance.cli.{name}")
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -74,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     for name in COMMANDS:
         module = _import_command(name)
-        module.register(subparsers, common)  # type: ignore[attr-defined]
+        module.register(subparsers, common)
     return parser
 
 

@@ -15,6 +15,7 @@ import fcntl
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         section = config.section(S3Storage)
     elif args.storage == "local" or args.storage_path is not None:
         section = config.section(LocalStorage)
-    if args.storage_path is not None:
+    if args.storage_path is not None and isinstance(section, LocalStorage):
         section.storage_path = str(args.storage_path.absolute())
     storage = open_storage(section)
 
@@ -147,13 +148,13 @@ def run(args: argparse.Namespace) -> int:
     if args.channel and isinstance(spec, EnvironmentSpec):
         spec = dataclasses.replace(spec, channels=(*args.channel, *spec.channels))
     namespace = args.namespace or config.conda_store.default_namespace
-    builder = Builder(settings, storage, repodata_gateway(str(settings.repodata_cache)))
+    builder = Builder(settings, storage, repodata_gateway(settings.repodata_cache))
     builder.check(spec)
     storage.check()
     request = BuildRequest(namespace, spec, next_local_build_id(settings.store_directory))
 
     started = time.monotonic()
-    echo = None if args.quiet or args.json else sys.stderr.write
+    echo: Callable[[str], object] | None = None if args.quiet or args.json else sys.stderr.write
     try:
         result = asyncio.run(builder.build(request, echo=echo, command=" ".join(sys.argv)))
     except KilnError as error:

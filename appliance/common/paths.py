@@ -1,4 +1,4 @@
-"""Where Kiln keeps its state: the data dir and the fixed layout inside it (DESIGN.md "Data dir")."""
+"""Where Kiln keeps its state: the data dir and its fixed layout (DESIGN.md "Data dir")."""
 
 from __future__ import annotations
 

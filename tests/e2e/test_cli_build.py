@@ -53,8 +53,19 @@ def test_build_json_output_and_store_override(
 ) -> None:
     store = tmp_path / "elsewhere"
     result = kiln(
-        "build", spec_file, "--data-dir", tmp_path / "data", "--channel", demo_channel,
-        "--store-dir", store, "--namespace", "team", "--name", "tools", "--json",
+        "build",
+        spec_file,
+        "--data-dir",
+        tmp_path / "data",
+        "--channel",
+        demo_channel,
+        "--store-dir",
+        store,
+        "--namespace",
+        "team",
+        "--name",
+        "tools",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -79,7 +90,13 @@ def test_a_second_build_gets_a_new_build_id_and_becomes_current(
 
 def test_build_reads_stdin(tmp_path: Path, demo_channel: Path) -> None:
     result = kiln(
-        "build", "-", "--data-dir", tmp_path / "data", "--channel", demo_channel, "-q",
+        "build",
+        "-",
+        "--data-dir",
+        tmp_path / "data",
+        "--channel",
+        demo_channel,
+        "-q",
         stdin=SPEC,
     )
     assert result.returncode == 0, result.stderr
@@ -111,8 +128,10 @@ def test_bad_specifications_are_refused_with_a_clear_message_and_change_nothing(
     spec.write_text(text)
     data = tmp_path / "data"
     config = tmp_path / "kiln_config.py"
-    config.write_text(f"c.CondaStore.conda_allowed_channels = [{str(demo_channel)!r}]\n"
-                      f"c.CondaStore.conda_default_channels = [{str(demo_channel)!r}]\n")
+    config.write_text(
+        f"c.CondaStore.conda_allowed_channels = [{str(demo_channel)!r}]\n"
+        f"c.CondaStore.conda_default_channels = [{str(demo_channel)!r}]\n"
+    )
     result = kiln("build", spec, "--data-dir", data, "--config", config)
     assert result.returncode == 1, result.stdout
     assert result.stderr.startswith("kiln: error: "), result.stderr

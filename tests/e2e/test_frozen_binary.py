@@ -39,9 +39,23 @@ def frozen_kiln() -> Path:
     """``dist/kiln``, rebuilt with PyInstaller (``make binary``) when any source is newer."""
     if not BINARY.exists() or BINARY.stat().st_mtime < _newest_source():
         subprocess.run(
-            [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-             "--distpath", "dist", "--workpath", "build/pyinstaller", "packaging/kiln.spec"],
-            cwd=REPOSITORY, check=True, timeout=900,
+            [
+                sys.executable,
+                "-m",
+                "PyInstaller",
+                "--noconfirm",
+                "--clean",
+                "--log-level",
+                "WARN",
+                "--distpath",
+                "dist",
+                "--workpath",
+                "build/pyinstaller",
+                "packaging/kiln.spec",
+            ],
+            cwd=REPOSITORY,
+            check=True,
+            timeout=900,
         )
     return BINARY
 
@@ -67,8 +81,15 @@ def test_the_frozen_binary_writes_the_demo_channel_and_builds_from_it(
         (REPOSITORY / "examples" / "demo-environment.yaml").read_text()
     )
     built = run_frozen(
-        frozen_kiln, "build", "environment.yml", "--data-dir", tmp_path / "data",
-        "--channel", tmp_path / "channel", "--json", cwd=tmp_path,
+        frozen_kiln,
+        "build",
+        "environment.yml",
+        "--data-dir",
+        tmp_path / "data",
+        "--channel",
+        tmp_path / "channel",
+        "--json",
+        cwd=tmp_path,
     )
     assert built.returncode == 0, built.stderr
     summary = json.loads(built.stdout)

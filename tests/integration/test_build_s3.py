@@ -38,30 +38,47 @@ def test_build_stores_every_artifact_in_s3(
     spec = tmp_path / "environment.yml"
     spec.write_text("name: demo\ndependencies:\n  - kiln-demo-tool\n")
     config = s3_config(tmp_path / "kiln_config.py", s3_bucket)
-    result = kiln("build", spec, "--config", config, "--data-dir", tmp_path / "data",
-                  "--channel", demo_channel, "--json")
+    result = kiln(
+        "build",
+        spec,
+        "--config",
+        config,
+        "--data-dir",
+        tmp_path / "data",
+        "--channel",
+        demo_channel,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     key = summary["build_key"]
     client = s3_bucket.client()
     names = {o.object_name for o in client.list_objects(s3_bucket.bucket, recursive=True)}
-    assert names >= {f"logs/{key}.log", f"lockfile/{key}.yml", f"yaml/{key}.yml",
-                     f"archive/{key}.tar.gz"}
+    assert names >= {
+        f"logs/{key}.log",
+        f"lockfile/{key}.yml",
+        f"yaml/{key}.yml",
+        f"archive/{key}.tar.gz",
+    }
     assert summary["artifacts"]["LOCKFILE"] == f"s3://{s3_bucket.bucket}/lockfile/{key}.yml"
     log = client.get_object(s3_bucket.bucket, f"logs/{key}.log").read().decode()
     assert "--- install ---" in log and "completed" in log
 
     # A user fetches the archive through a presigned URL and it is the environment.
     store = S3ArtifactStore(
-        internal_endpoint=s3_bucket.endpoint, access_key=s3_bucket.access_key,
-        secret_key=s3_bucket.secret_key, bucket_name=s3_bucket.bucket, region=s3_bucket.region,
+        internal_endpoint=s3_bucket.endpoint,
+        access_key=s3_bucket.access_key,
+        secret_key=s3_bucket.secret_key,
+        bucket_name=s3_bucket.bucket,
+        region=s3_bucket.region,
         secure=False,
     )
     url = store.url(f"archive/{key}.tar.gz", expires=timedelta(minutes=5))
     assert url is not None
     with urllib.request.urlopen(url) as response:
-        archive = tarfile.open(fileobj=io.BytesIO(response.read()))
-    assert "bin/kiln-demo-tool" in archive.getnames()
+        content = response.read()
+    with tarfile.open(fileobj=io.BytesIO(content)) as archive:
+        assert "bin/kiln-demo-tool" in archive.getnames()
 
     link = Path(summary["environment"])
     tool = subprocess.run([link / "bin" / "kiln-demo-tool"], capture_output=True, text=True)
@@ -74,8 +91,16 @@ def test_wrong_s3_credentials_stop_the_build_before_it_starts(
     spec = tmp_path / "environment.yml"
     spec.write_text("name: demo\ndependencies:\n  - kiln-demo-tool\n")
     config = s3_config(tmp_path / "kiln_config.py", s3_bucket, secret="not-the-secret")
-    result = kiln("build", spec, "--config", config, "--data-dir", tmp_path / "data",
-                  "--channel", demo_channel)
+    result = kiln(
+        "build",
+        spec,
+        "--config",
+        config,
+        "--data-dir",
+        tmp_path / "data",
+        "--channel",
+        demo_channel,
+    )
     assert result.returncode == 1
     assert "rejected the credentials" in result.stderr
     assert "not-the-secret" not in result.stderr
