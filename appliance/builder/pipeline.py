@@ -23,6 +23,7 @@ from rattler import Gateway, PrefixRecord, RepoDataRecord
 from appliance.builder import activate, export, install, lock, pack, pip
 from appliance.builder.buildlog import BuildLog, LogSink, StepTiming
 from appliance.builder.platforms import target_platforms
+from appliance.builder.policy import apply_package_policy
 from appliance.builder.settings import CONDA_PACK, DIRECTORY, LOCKFILE, LOGS, YAML, BuildSettings
 from appliance.builder.solve import solve
 from appliance.common.errors import BuildError, KilnError
@@ -163,19 +164,22 @@ class Builder:
         self.storage = storage
         self.gateway = gateway
 
-    def check(self, spec: EnvironmentSpec | LockfileSpec) -> tuple[str, ...]:
-        """Refuse what this server will not build, before anything is queued or written.
+    def prepare(self, spec: EnvironmentSpec | LockfileSpec) -> EnvironmentSpec | LockfileSpec:
+        """Apply this server's policy to ``spec`` before anything is queued or written.
 
-        Checks the channel policy (``conda_allowed_channels``) and that every channel can be
-        normalized; returns the channels the solve will use. Raises
-        :class:`SpecificationError` naming the offending field.
+        Applies the package policy (default, included and required packages), then checks the
+        channel policy (``conda_allowed_channels``) and that every channel can be normalized.
+        Returns the specification to build; raises :class:`SpecificationError` naming the
+        offending field. Lockfiles are exact and only checked for readability by the build.
         """
         if isinstance(spec, LockfileSpec):
-            return spec.channels
+            return spec
+        spec = apply_package_policy(spec, self.settings.policy)
         check_allowed_channels(
             spec, allowed=self.settings.allowed_channels, channel_alias=self.settings.channel_alias
         )
-        return self._channels(spec)
+        self._channels(spec)
+        return spec
 
     def _channels(self, spec: EnvironmentSpec) -> tuple[str, ...]:
         """Channels to solve against, normalized, in priority order.
@@ -246,7 +250,10 @@ class Builder:
                     records={platform: locked.records},
                     pip_locked=locked.pip,
                 )
-        channels = self.check(spec)
+        check_allowed_channels(
+            spec, allowed=settings.allowed_channels, channel_alias=settings.channel_alias
+        )
+        channels = self._channels(spec)
         with log.step("solve"):
             solution = await solve(
                 specs=spec.solver_dependencies(channel_alias=settings.channel_alias),

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.builder.policy import PackagePolicy
 from appliance.config.loader import KilnConfig
 from appliance.config.platforms import current_platform
 from appliance.schemas.specification import SpecLimits
@@ -64,6 +65,7 @@ class BuildSettings:
     #: Artifact type names to produce (LOGS, LOCKFILE and DIRECTORY are always produced).
     artifacts: frozenset[str] = frozenset({LOGS, LOCKFILE, YAML, CONDA_PACK})
     permissions: Permissions = field(default_factory=Permissions)
+    policy: PackagePolicy = field(default_factory=PackagePolicy)
     limits: SpecLimits = field(default_factory=SpecLimits)
     #: Seconds the solver may run before the build fails (``CondaStore.conda_max_solve_time``).
     max_solve_seconds: float = 300.0
@@ -113,6 +115,14 @@ def settings_from_config(config: KilnConfig) -> BuildSettings:
         limits=SpecLimits(
             max_bytes=builder.max_specification_bytes,
             max_name_length=builder.max_environment_name_length,
+        ),
+        policy=PackagePolicy(
+            conda_default=tuple(store.conda_default_packages),
+            conda_included=tuple(store.conda_included_packages),
+            conda_required=tuple(store.conda_required_packages),
+            pypi_default=tuple(store.pypi_default_packages),
+            pypi_included=tuple(store.pypi_included_packages),
+            pypi_required=tuple(store.pypi_required_packages),
         ),
         max_solve_seconds=float(store.conda_max_solve_time),
     )

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, channels=(*args.channel, *spec.channels))
     namespace = args.namespace or config.conda_store.default_namespace
     builder = Builder(settings, storage, repodata_gateway(settings.repodata_cache))
-    builder.check(spec)
+    spec = builder.prepare(spec)
     storage.check()
     request = BuildRequest(namespace, spec, next_local_build_id(settings.store_directory))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -312,16 +314,33 @@ def test_check_explains_an_unusable_directory(tmp_path: Path) -> None:
     assert "LocalStorage.storage_path" in str(info.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_write_to_read_only_directory_says_what_to_fix(tmp_path: Path) -> None:
+@pytest.fixture
+def read_only_directory(tmp_path: Path) -> Iterator[Path]:
+    """A directory Kiln cannot write to: mode 0500, or (as root, who ignores modes) a
+    read-only tmpfs."""
     root = tmp_path / "ro"
     root.mkdir()
-    root.chmod(0o500)
-    try:
-        store = LocalArtifactStore(root)
-        with pytest.raises(StorageError, match="Permission denied"):
-            store.put("logs/a.log", b"x")
-        with pytest.raises(StorageError, match="writable"):
-            store.check()
-    finally:
+    if os.geteuid() != 0:
+        root.chmod(0o500)
+        yield root
         root.chmod(0o700)
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(root)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"root cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+def test_write_to_read_only_directory_says_what_to_fix(read_only_directory: Path) -> None:
+    store = LocalArtifactStore(read_only_directory)
+    with pytest.raises(StorageError, match=r"Permission denied|Read-only file system"):
+        store.put("logs/a.log", b"x")
+    with pytest.raises(StorageError, match="writable"):
+        store.check()
