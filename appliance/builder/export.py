@@ -38,4 +38,5 @@ def pinned_environment(
     document["dependencies"] = dependencies
     if variables:
         document["variables"] = dict(sorted(variables.items()))
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    return text

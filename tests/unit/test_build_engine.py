@@ -284,18 +284,36 @@ def test_ownership_and_mode_are_applied(
     assert data.st_mode & 0o777 == 0o640
 
 
-def test_the_conda_pack_archive_relocates(
-    builder: Builder, local_storage: LocalArtifactStore, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("writer", ["gnu-tar", "in-process"])
+def test_the_conda_pack_archive_relocates(writer: str, builder: Builder, tmp_path: Path) -> None:
+    from appliance.builder.pack import pack_prefix
+
     result = build(builder, DEMO_SPEC)
-    archive = tmp_path / "env.tar.gz"
-    archive.write_bytes(local_storage.get(ArtifactKind.CONDA_PACK.storage_key(result.build_key)))
+    archive = pack_prefix(
+        result.prefix, tmp_path / "env.tar.gz", tar="auto" if writer == "gnu-tar" else None
+    )
     target = tmp_path / "elsewhere" / "unpacked-env"
     target.mkdir(parents=True)
     with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
         tar.extractall(target, filter="tar")
+    assert members["bin/activate"].uid == 0 and members["bin/activate"].mode & 0o444 == 0o444
+    assert members["lib/libkilndemo.so"].issym()
+    meta = next(name for name in members if name.startswith("conda-meta/kiln-demo-tool"))
+    assert str(builder.settings.package_cache) not in (target / meta).read_text()
     subprocess.run([sys.executable, str(target / "bin" / "conda-unpack")], check=True)
     assert run_tool(target) == str(target)
+    assert (target / "etc/conda/activate.d/kiln-variables.sh").is_file()
+
+
+def test_the_stored_archive_is_the_environment(
+    builder: Builder, local_storage: LocalArtifactStore, tmp_path: Path
+) -> None:
+    result = build(builder, DEMO_SPEC)
+    archive = local_storage.path_of(ArtifactKind.CONDA_PACK.storage_key(result.build_key))
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"bin/kiln-demo-tool", "bin/conda-unpack", "conda-meta/history"} <= names
 
 
 @pytest.fixture
