@@ -10,6 +10,7 @@ lockfile. Everything that can fail happens before the ``envs/<name>`` symlink mo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import tempfile
 import time
@@ -44,6 +45,8 @@ class BuildRequest:
     specification: EnvironmentSpec | LockfileSpec
     build_id: int
     scheduled_on: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: ``CondaStore.build_key_version``: 1, 2 (default) or 3, as in conda-store.
+    key_version: int = 2
 
     @property
     def name(self) -> str:
@@ -51,9 +54,21 @@ class BuildRequest:
 
     @property
     def build_key(self) -> str:
-        """conda-store's v2 build key: ``<sha256[:8]>-<unix time>-<build id>-<name>``."""
-        stamp = int(self.scheduled_on.timestamp())
-        return f"{self.specification.sha256()[:8]}-{stamp}-{self.build_id}-{self.name}"
+        """The build's directory name and artifact key, in conda-store's formats.
+
+        v1 ``<sha256>-<YYYYMMDD-HHMMSS-ffffff>-<id>-<name>``; v2 ``<sha256[:8]>-<unix time>-<id>-
+        <name>``; v3 the first 32 hex digits of sha256(namespace, spec hash, time, id), which
+        keeps paths short (v3 builds sit directly in the store and get no ``envs/`` link).
+        """
+        digest = self.specification.sha256()
+        if self.key_version == 1:
+            stamp = self.scheduled_on.strftime("%Y%m%d-%H%M%S-%f")
+            return f"{digest}-{stamp}-{self.build_id}-{self.name}"
+        if self.key_version == 3:
+            material = f"{self.namespace}{digest}{self.scheduled_on.isoformat()}{self.build_id}"
+            return hashlib.sha256(material.encode()).hexdigest()[:32]
+        seconds = int(self.scheduled_on.timestamp())
+        return f"{digest[:8]}-{seconds}-{self.build_id}-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,8 @@ class BuildResult:
 
     build_key: str
     prefix: Path
-    environment_link: Path
+    #: The ``envs/<name>`` symlink now pointing at this build (None with v3 build keys).
+    environment_link: Path | None
     platform: str
     packages: list[InstalledPackage]
     size: int
@@ -213,7 +229,10 @@ class Builder:
         log = BuildLog(sinks=[StorageLogSink(self.storage, log_key)])
         if echo is not None:
             log.sinks.append(echo)
-        prefix = self.settings.build_parent(request.namespace, request.name) / key
+        if request.key_version == 3:
+            prefix = self.settings.store_directory / key
+        else:
+            prefix = self.settings.build_parent(request.namespace, request.name) / key
         log.write(f"build {request.build_id} of {request.namespace}/{request.name} (key {key})")
         try:
             result = await self._run(request, prefix, log, command)
@@ -331,14 +350,15 @@ class Builder:
         if CONDA_PACK in settings.artifacts:
             with log.step("conda-pack"):
                 artifacts[CONDA_PACK] = await asyncio.to_thread(self._pack, prefix, key)
-        with log.step("activate"):
-            activate.point_environment_at(link, prefix)
-            log.write(f"{link} -> {prefix}")
+        if request.key_version != 3:
+            with log.step("activate"):
+                activate.point_environment_at(link, prefix)
+                log.write(f"{link} -> {prefix}")
         artifacts[DIRECTORY] = str(prefix)
         return BuildResult(
             build_key=key,
             prefix=prefix,
-            environment_link=link,
+            environment_link=link if request.key_version != 3 else None,
             platform=platform,
             packages=_records_to_packages(installed, pip_installed),
             size=size,

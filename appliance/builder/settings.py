@@ -69,6 +69,8 @@ class BuildSettings:
     limits: SpecLimits = field(default_factory=SpecLimits)
     #: Seconds the solver may run before the build fails (``CondaStore.conda_max_solve_time``).
     max_solve_seconds: float = 300.0
+    #: ``CondaStore.build_key_version`` (1, 2 or 3).
+    build_key_version: int = 2
     #: Extra environment for subprocesses the build runs (pip); never the worker's own.
     subprocess_environment: Mapping[str, str] = field(default_factory=dict)
 
@@ -125,4 +127,5 @@ def settings_from_config(config: KilnConfig) -> BuildSettings:
             pypi_required=tuple(store.pypi_required_packages),
         ),
         max_solve_seconds=float(store.conda_max_solve_time),
+        build_key_version=int(store.build_key_version),
     )

@@ -57,6 +57,18 @@ def _summarise(message: str) -> str:
     return f"{text} ({reason})" if reason else text
 
 
+def _channel_problem(text: str, channels: Sequence[str]) -> str:
+    """One line from rattler's chained fetch error: what failed, and the innermost cause."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by:").strip() for line in lines[1:]]
+    what = lines[0] if lines else "unknown error"
+    reason = f": {causes[-1]}" if causes else ""
+    return (
+        f"cannot read channel repodata ({what}){reason}; check that the channel exists and is "
+        f"reachable from this host (channels: {', '.join(channels)})"
+    )
+
+
 async def solve(
     *,
     specs: Sequence[str],
@@ -105,7 +117,7 @@ async def solve(
                     f"{platform}: the solver ran longer than {timeout_seconds:g}s "
                     "(CondaStore.conda_max_solve_time); narrow the specification"
                 ) from error
-            raise ChannelError(f"cannot read channel repodata: {text}") from error
+            raise ChannelError(_channel_problem(text, channels)) from error
         solved.sort(key=lambda record: str(record.name.normalized))
         for record in solved:
             log.write(

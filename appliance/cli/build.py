@@ -151,7 +151,12 @@ def run(args: argparse.Namespace) -> int:
     builder = Builder(settings, storage, repodata_gateway(settings.repodata_cache))
     spec = builder.prepare(spec)
     storage.check()
-    request = BuildRequest(namespace, spec, next_local_build_id(settings.store_directory))
+    request = BuildRequest(
+        namespace,
+        spec,
+        next_local_build_id(settings.store_directory),
+        key_version=settings.build_key_version,
+    )
 
     started = time.monotonic()
     echo: Callable[[str], object] | None = None if args.quiet or args.json else sys.stderr.write
@@ -177,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                     "build_id": request.build_id,
                     "build_key": result.build_key,
                     "prefix": str(result.prefix),
-                    "environment": str(result.environment_link),
+                    "environment": str(result.environment_link or result.prefix),
                     "platform": result.platform,
                     "size": result.size,
                     "seconds": round(elapsed, 3),
@@ -189,12 +194,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"Built {namespace}/{spec.name} (build {request.build_id}) in {elapsed:.1f}s")
-    print(f"  environment  {result.environment_link} -> {result.prefix.name}")
+    if result.environment_link is not None:
+        print(f"  environment  {result.environment_link} -> {result.prefix.name}")
     print(f"  prefix       {result.prefix}")
     print(f"  packages     {len(result.packages)} ({result.size / 1e6:.1f} MB)")
     print("  artifacts")
     for name, where in artifacts.items():
         if name != "DIRECTORY":
             print(f"    {name:<11}{where}")
-    print(f"Its programs are in {result.environment_link}/bin")
+    print(f"Its programs are in {result.environment_link or result.prefix}/bin")
     return 0

@@ -354,3 +354,29 @@ def test_a_full_disk_fails_the_build_with_that_reason_and_activates_nothing(
         asyncio.run(full.build(request))
     assert not (tiny_filesystem / "store" / "default" / request.build_key).exists()
     assert not (tiny_filesystem / "store" / "default" / "envs" / "big").exists()
+
+
+@pytest.mark.parametrize(
+    ("version", "pattern"),
+    [
+        (1, r"[0-9a-f]{64}-\d{8}-\d{6}-\d{6}-7-demo"),
+        (2, r"[0-9a-f]{8}-\d+-7-demo"),
+        (3, r"[0-9a-f]{32}"),
+    ],
+)
+def test_build_keys_follow_the_configured_version(
+    version: int, pattern: str, builder: Builder, build_settings: BuildSettings
+) -> None:
+    import re
+
+    request = BuildRequest("default", parse_specification(DEMO_SPEC), 7, key_version=version)
+    assert re.fullmatch(pattern, request.build_key)
+    result = asyncio.run(builder.build(request))
+    assert result.prefix.name == request.build_key
+    assert run_tool(result.prefix) == str(result.prefix)
+    link = build_settings.store_directory / "default" / "envs" / "demo"
+    if version == 3:  # as in conda-store: v3 builds sit in the store itself, with no envs/ link
+        assert result.prefix.parent == build_settings.store_directory
+        assert result.environment_link is None and not link.exists()
+    else:
+        assert link.resolve() == result.prefix
