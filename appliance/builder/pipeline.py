@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -234,6 +235,12 @@ class Builder:
         else:
             prefix = self.settings.build_parent(request.namespace, request.name) / key
         log.write(f"build {request.build_id} of {request.namespace}/{request.name} (key {key})")
+        if os.path.lexists(prefix):
+            # Never touch what another build made: failure cleanup below removes the prefix.
+            message = f"the build prefix {prefix} already exists; a build key must be new"
+            log.write(f"build failed: {message}")
+            log.flush()
+            raise BuildError(message)
         try:
             result = await self._run(request, prefix, log, command)
         except KilnError as error:

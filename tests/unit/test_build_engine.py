@@ -380,3 +380,15 @@ def test_build_keys_follow_the_configured_version(
         assert result.environment_link is None and not link.exists()
     else:
         assert link.resolve() == result.prefix
+
+
+def test_a_build_never_touches_an_existing_prefix_with_its_key(
+    builder: Builder, build_settings: BuildSettings
+) -> None:
+    request = BuildRequest("default", parse_specification(DEMO_SPEC), 1)
+    occupied = build_settings.store_directory / "default" / request.build_key
+    occupied.mkdir(parents=True)
+    (occupied / "keep-me").write_text("someone else's")
+    with pytest.raises(BuildError, match="already exists"):
+        asyncio.run(builder.build(request))
+    assert (occupied / "keep-me").read_text() == "someone else's"
