@@ -74,17 +74,14 @@ def ustar_header(
     return head + f"{checksum:06o}".encode() + b"\0 " + tail + b"\0" * 12
 
 
-class TarGzWriter:
-    """The archive interface conda-pack's ``Packer`` writes through (``add``/``add_bytes``).
+class _ArchiveWriter:
+    """What conda-pack's ``Packer`` writes through: ``add``/``add_bytes`` in a ``with`` block.
 
-    Small writes are gathered into one buffer and handed to gzip in large pieces: per-call
-    overhead in ``GzipFile.write`` would otherwise dominate on environments of small files.
+    Leaving the block normally finishes the archive; an exception leaves it unfinished (the
+    caller removes the partial file).
     """
 
-    def __init__(self, fileobj: IO[bytes], *, compress_level: int = COMPRESS_LEVEL) -> None:
-        self._gzip = gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=compress_level)
-        self._buffer = bytearray()
-        self.arcroot = ""
+    arcroot = ""
 
     def __enter__(self) -> Self:
         return self
@@ -95,9 +92,35 @@ class TarGzWriter:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if kind is None:
-            self._write(b"\0" * (2 * _BLOCK))
-            self._flush()
+        try:
+            if kind is None:
+                self._finish()
+        finally:
+            self._close()
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release resources, whether or not the archive was finished."""
+
+
+class TarGzWriter(_ArchiveWriter):
+    """The archive interface conda-pack's ``Packer`` writes through (``add``/``add_bytes``).
+
+    Small writes are gathered into one buffer and handed to gzip in large pieces: per-call
+    overhead in ``GzipFile.write`` would otherwise dominate on environments of small files.
+    """
+
+    def __init__(self, fileobj: IO[bytes], *, compress_level: int = COMPRESS_LEVEL) -> None:
+        self._gzip = gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=compress_level)
+        self._buffer = bytearray()
+
+    def _finish(self) -> None:
+        self._write(b"\0" * (2 * _BLOCK))
+        self._flush()
+
+    def _close(self) -> None:
         self._gzip.close()
 
     def _write(self, data: bytes) -> None:
@@ -164,7 +187,7 @@ class TarGzWriter:
         self._pad(len(data))
 
 
-class TarCommandWriter:
+class TarCommandWriter(_ArchiveWriter):
     """The same archive interface, written by GNU ``tar`` and compressed by this process.
 
     Files that go in unchanged (nearly all of them) are listed for ``tar``, which reads them
@@ -191,19 +214,9 @@ class TarCommandWriter:
         #: package cache directory conda-pack reads a package's files from).
         self._plain: dict[str, list[str]] = {}
         self._staged: list[str] = []
-        self.arcroot = ""
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self._run_tar()
+    def _finish(self) -> None:
+        self._run_tar()
 
     def _stage(self, target: str) -> Path:
         path = self._staging / target
@@ -283,7 +296,7 @@ def _relocatable_metadata(source: str) -> tuple[bytes, dict[str, Any]]:
     return json.dumps(data, sort_keys=True).encode(), data
 
 
-def _packer(prefix: str, archive: TarGzWriter | TarCommandWriter) -> Any:
+def _packer(prefix: str, archive: _ArchiveWriter) -> Any:
     from conda_pack.core import Packer
 
     class _Packer(Packer):  # type: ignore[misc]
@@ -311,7 +324,7 @@ def _make_bundled_scripts_readable() -> None:
             path.chmod(path.stat().st_mode | 0o044)
 
 
-def _pack_into(environment: Any, writer: TarGzWriter | TarCommandWriter) -> None:
+def _pack_into(environment: Any, writer: _ArchiveWriter) -> None:
     with writer as archive:
         packer = _packer(environment.prefix, archive)
         for file in environment.files:
@@ -338,9 +351,7 @@ def pack_prefix(prefix: Path, output: Path, *, tar: str | None = "auto") -> Path
         environment = conda_pack.CondaEnv.from_prefix(str(prefix), ignore_missing_files=False)
         with tempfile.TemporaryDirectory(prefix="kiln-pack-", dir=output.parent) as scratch:
             if tar is not None:
-                writer: TarGzWriter | TarCommandWriter = TarCommandWriter(
-                    partial, Path(scratch), tar=tar
-                )
+                writer: _ArchiveWriter = TarCommandWriter(partial, Path(scratch), tar=tar)
                 _pack_into(environment, writer)
             else:
                 with partial.open("wb") as raw:

@@ -32,23 +32,23 @@ def s3_config(path: Path, server: S3Server, *, secret: str | None = None) -> Pat
     return path
 
 
+def kiln_build_with_s3(
+    tmp_path: Path, server: S3Server, channel: Path, *extra: str, secret: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``kiln build`` of a demo spec with a config file pointing at ``server``."""
+    spec = tmp_path / "environment.yml"
+    spec.write_text("name: demo\ndependencies:\n  - kiln-demo-tool\n")
+    config = s3_config(tmp_path / "kiln_config.py", server, secret=secret)
+    return kiln(
+        "build", spec, "--config", config, "--data-dir", tmp_path / "data",
+        "--channel", channel, *extra,
+    )  # fmt: skip
+
+
 def test_build_stores_every_artifact_in_s3(
     tmp_path: Path, s3_bucket: S3Server, demo_channel: Path
 ) -> None:
-    spec = tmp_path / "environment.yml"
-    spec.write_text("name: demo\ndependencies:\n  - kiln-demo-tool\n")
-    config = s3_config(tmp_path / "kiln_config.py", s3_bucket)
-    result = kiln(
-        "build",
-        spec,
-        "--config",
-        config,
-        "--data-dir",
-        tmp_path / "data",
-        "--channel",
-        demo_channel,
-        "--json",
-    )
+    result = kiln_build_with_s3(tmp_path, s3_bucket, demo_channel, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     key = summary["build_key"]
@@ -88,19 +88,7 @@ def test_build_stores_every_artifact_in_s3(
 def test_wrong_s3_credentials_stop_the_build_before_it_starts(
     tmp_path: Path, s3_bucket: S3Server, demo_channel: Path
 ) -> None:
-    spec = tmp_path / "environment.yml"
-    spec.write_text("name: demo\ndependencies:\n  - kiln-demo-tool\n")
-    config = s3_config(tmp_path / "kiln_config.py", s3_bucket, secret="not-the-secret")
-    result = kiln(
-        "build",
-        spec,
-        "--config",
-        config,
-        "--data-dir",
-        tmp_path / "data",
-        "--channel",
-        demo_channel,
-    )
+    result = kiln_build_with_s3(tmp_path, s3_bucket, demo_channel, secret="not-the-secret")
     assert result.returncode == 1
     assert "rejected the credentials" in result.stderr
     assert "not-the-secret" not in result.stderr

@@ -18,6 +18,7 @@ from appliance.builder.settings import BuildSettings
 from appliance.common.errors import BuildError, SolveError, SpecificationError
 from appliance.schemas.specification import parse_specification
 from appliance.storage import ArtifactKind, LocalArtifactStore
+from tests.fixtures.mounts import tmpfs
 
 DEMO_SPEC = """\
 name: demo
@@ -319,19 +320,8 @@ def test_the_stored_archive_is_the_environment(
 @pytest.fixture
 def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs: a store directory that fills up during the install."""
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=400", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "size=1m,nr_inodes=400") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def test_a_full_disk_fails_the_build_with_that_reason_and_activates_nothing(

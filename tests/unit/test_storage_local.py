@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,6 +18,7 @@ from appliance.storage import (
     media_type_for,
     validate_key,
 )
+from tests.fixtures.mounts import tmpfs
 
 
 @pytest.fixture
@@ -325,17 +325,8 @@ def read_only_directory(tmp_path: Path) -> Iterator[Path]:
         yield root
         root.chmod(0o700)
         return
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(root)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"root cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=False)
+    with tmpfs(root, "ro,size=64k") as mountpoint:
+        yield mountpoint
 
 
 def test_write_to_read_only_directory_says_what_to_fix(read_only_directory: Path) -> None:
