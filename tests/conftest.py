@@ -17,6 +17,10 @@ Fixtures:
     A :class:`~appliance.builder.pipeline.Builder` over those settings and storage.
 ``s3_server`` / ``s3_bucket``
     A real S3 server (SeaweedFS ``weed mini``); see :mod:`tests.fixtures.s3`.
+``postgres_server`` / ``template_database`` / ``database`` / ``database_url`` / ...
+    Kiln's managed PostgreSQL, a template database, a clone per test; see tests.fixtures.postgres.
+``db_engine`` / ``db_sessions`` / ``db_session`` / ``unmigrated_database``
+    SQLAlchemy on that migrated clone, and an empty database; see tests.fixtures.db.
 
 py-rattler can crash the interpreter while it tears down after the last test (NOTES.md). The
 suite's verdict must not depend on that, so pytest leaves through ``os._exit`` with the exit
@@ -31,7 +35,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.build"]
+pytest_plugins = [
+    "tests.fixtures.s3",
+    "tests.fixtures.build",
+    "tests.fixtures.postgres",
+    "tests.fixtures.db",
+]
 
 _exit_status: list[int] = []
 

@@ -92,6 +92,13 @@ class InstalledPackage:
     manager: str = "conda"
     sha256: str | None = None
     md5: str | None = None
+    subdir: str | None = None
+    filename: str | None = None
+    build_number: int = 0
+    depends: tuple[str, ...] = ()
+    constrains: tuple[str, ...] = ()
+    size: int | None = None
+    license: str | None = None
 
 
 @dataclass
@@ -122,6 +129,13 @@ def _records_to_packages(
             channel=str(r.channel),
             sha256=r.sha256.hex() if r.sha256 else None,
             md5=r.md5.hex() if r.md5 else None,
+            subdir=str(r.subdir),
+            filename=r.file_name,
+            build_number=int(r.build_number),
+            depends=tuple(r.depends),
+            constrains=tuple(r.constrains),
+            size=r.size,
+            license=r.license,
         )
         for r in records
     ]
@@ -137,6 +151,41 @@ def _records_to_packages(
         for p in pip_locks
     ]
     return packages
+
+
+def solve_channels(spec: EnvironmentSpec, settings: BuildSettings) -> tuple[str, ...]:
+    """Channels to solve against, normalized, in priority order.
+
+    The spec's ``channels`` (or ``conda_default_channels`` when it lists none), then any channel
+    named only by a ``channel::package`` dependency, which the solver must be able to read too.
+    """
+    alias = settings.channel_alias
+    written = list(spec.channels or settings.default_channels)
+    written += [
+        ref.channel for ref in spec.channel_references() if ref.field.startswith("dependencies")
+    ]
+    channels = [normalize_channel(c, channel_alias=alias) for c in written]
+    return tuple(dict.fromkeys(channels))
+
+
+def prepare_specification(
+    spec: EnvironmentSpec | LockfileSpec, settings: BuildSettings
+) -> EnvironmentSpec | LockfileSpec:
+    """Apply the server's policy to ``spec`` before anything is queued or written.
+
+    Applies the package policy (default, included and required packages), then checks the
+    channel policy (``conda_allowed_channels``) and that every channel can be normalized.
+    Returns the specification to build; raises :class:`SpecificationError` naming the offending
+    field. Lockfiles are exact and only checked for readability by the build.
+    """
+    if isinstance(spec, LockfileSpec):
+        return spec
+    spec = apply_package_policy(spec, settings.policy)
+    check_allowed_channels(
+        spec, allowed=settings.allowed_channels, channel_alias=settings.channel_alias
+    )
+    solve_channels(spec, settings)
+    return spec
 
 
 class StorageLogSink:
@@ -182,36 +231,11 @@ class Builder:
         self.gateway = gateway
 
     def prepare(self, spec: EnvironmentSpec | LockfileSpec) -> EnvironmentSpec | LockfileSpec:
-        """Apply this server's policy to ``spec`` before anything is queued or written.
-
-        Applies the package policy (default, included and required packages), then checks the
-        channel policy (``conda_allowed_channels``) and that every channel can be normalized.
-        Returns the specification to build; raises :class:`SpecificationError` naming the
-        offending field. Lockfiles are exact and only checked for readability by the build.
-        """
-        if isinstance(spec, LockfileSpec):
-            return spec
-        spec = apply_package_policy(spec, self.settings.policy)
-        check_allowed_channels(
-            spec, allowed=self.settings.allowed_channels, channel_alias=self.settings.channel_alias
-        )
-        self._channels(spec)
-        return spec
+        """:func:`prepare_specification` with this builder's settings."""
+        return prepare_specification(spec, self.settings)
 
     def _channels(self, spec: EnvironmentSpec) -> tuple[str, ...]:
-        """Channels to solve against, normalized, in priority order.
-
-        The spec's ``channels`` (or ``conda_default_channels`` when it lists none), then any
-        channel named only by a ``channel::package`` dependency, which the solver must be able
-        to read too.
-        """
-        alias = self.settings.channel_alias
-        written = list(spec.channels or self.settings.default_channels)
-        written += [
-            ref.channel for ref in spec.channel_references() if ref.field.startswith("dependencies")
-        ]
-        channels = [normalize_channel(c, channel_alias=alias) for c in written]
-        return tuple(dict.fromkeys(channels))
+        return solve_channels(spec, self.settings)
 
     async def build(
         self,

@@ -24,7 +24,7 @@ from appliance.common.errors import KilnError
 from appliance.common.process import exit_now
 
 #: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
-COMMANDS = ("channel", "build", "config")
+COMMANDS = ("channel", "build", "config", "migrate", "worker")
 
 
 def _import_command(name: str) -> ModuleType:
@@ -41,6 +41,14 @@ def _import_command(name: str) -> ModuleType:
         from appliance.cli import config
 
         return config
+    if name == "migrate":
+        from appliance.cli import migrate
+
+        return migrate
+    if name == "worker":
+        from appliance.cli import worker
+
+        return worker
     return importlib.import_module(f"appliance.cli.{name}")
 
 

@@ -72,3 +72,9 @@ class ArtifactNotFound(StorageError):
     """The requested artifact does not exist in storage."""
 
     code = "artifact_not_found"
+
+
+class DatabaseError(KilnError):
+    """The database cannot be used (cannot be started, reached, or is in an unexpected state)."""
+
+    code = "database"

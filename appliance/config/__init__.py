@@ -14,6 +14,7 @@ Modules: ``store`` (CondaStore), ``builder`` (Builder), ``server`` (CondaStoreSe
 (Authentication classes and backends), ``obsolete`` (conda-store classes accepted and ignored),
 ``catalog`` (the list of known classes), ``compat`` (``conda_store_server.*`` names for
 configuration files), ``loader``, ``generate``, ``show``, ``verify``.
+``postgres`` (ManagedPostgres) configures the PostgreSQL server `kiln serve` runs itself.
 """
 
 from appliance.config.auth import (
@@ -36,6 +37,7 @@ from appliance.config.loader import (
     load_config,
     load_config_from_args,
 )
+from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
 from appliance.config.storage import LocalStorage, S3Storage, Storage
 from appliance.config.store import CondaStore
@@ -58,6 +60,7 @@ __all__ = [
     "KilnConfigurable",
     "LocalAccountAuthentication",
     "LocalStorage",
+    "ManagedPostgres",
     "Problem",
     "RBACAuthorizationBackend",
     "S3Storage",

@@ -21,6 +21,7 @@ from appliance.config.auth import (
 from appliance.config.base import KilnConfigurable
 from appliance.config.builder import Builder
 from appliance.config.obsolete import ContainerRegistry
+from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
 from appliance.config.storage import LocalStorage, S3Storage
 from appliance.config.store import CondaStore
@@ -31,6 +32,7 @@ CLASSES: tuple[type[KilnConfigurable], ...] = (
     Builder,
     CondaStoreServer,
     CondaStoreWorker,
+    ManagedPostgres,
     LocalStorage,
     S3Storage,
     Authentication,

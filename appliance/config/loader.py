@@ -53,6 +53,7 @@ from appliance.config.builder import Builder
 from appliance.config.catalog import CLASSES, CLASSES_BY_NAME
 from appliance.config.compat import config_file_builtins, provided_names
 from appliance.config.platforms import current_platform
+from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
 from appliance.config.storage import LocalStorage, S3Storage, Storage
 from appliance.config.store import CondaStore
@@ -458,6 +459,8 @@ class KilnConfig:
         self.worker = self.section(CondaStoreWorker)
         self.local_storage = self.section(LocalStorage)
         self.s3_storage = self.section(S3Storage)
+        #: Kiln's own Postgres, used when ``CondaStore.database_url`` is unset.
+        self.managed_postgres = self.section(ManagedPostgres)
         #: The configured artifact store: an instance of ``CondaStore.storage_class``.
         self.storage = self.section(cast(type[Storage], self.conda_store.storage_class))
         #: The configured login method: an instance of ``CondaStoreServer.authentication_class``.
@@ -487,6 +490,7 @@ class KilnConfig:
             self.builder,
             self.server,
             self.worker,
+            *([self.managed_postgres] if self.conda_store.database_url is None else []),
             self.storage,
             self.authentication,
             self.authentication_backend,

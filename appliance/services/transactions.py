@@ -1,0 +1,46 @@
+"""Running a use case in its own transaction, for callers that are not HTTP requests (workers).
+
+A worker must not hold a transaction (or a connection) across a build that takes minutes, so
+each step is a short transaction run on a thread: ``await transactions.run(start_build, id)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from appliance.db.engine import session_factory
+
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+class Transactions:
+    """Runs functions ``(session, *args)`` each in one committed transaction on ``engine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = session_factory(engine)
+
+    def run_now(
+        self,
+        work: Callable[Concatenate[Session, _Params], _Result],
+        *args: _Params.args,
+        **kwargs: _Params.kwargs,
+    ) -> _Result:
+        """Run ``work`` in a transaction on this thread; commit, or roll back on error."""
+        with self._sessions.begin() as session:
+            return work(session, *args, **kwargs)
+
+    async def run(
+        self,
+        work: Callable[Concatenate[Session, _Params], _Result],
+        *args: _Params.args,
+        **kwargs: _Params.kwargs,
+    ) -> _Result:
+        """:meth:`run_now` on a worker thread, so the event loop keeps running."""
+        call: Callable[[], _Result] = lambda: self.run_now(work, *args, **kwargs)  # noqa: E731
+        return await asyncio.to_thread(call)

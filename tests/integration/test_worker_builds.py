@@ -1,0 +1,198 @@
+"""Builds through the queue: a submission creates rows and a job in one transaction, and real
+workers (in this process, and as `kiln worker` processes) build them against real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.builder.settings import BuildSettings
+from appliance.common.errors import SpecificationError
+from appliance.db.enums import BuildStatus
+from appliance.db.models import Build, BuildArtifact, CondaPackageBuild, Environment
+from appliance.db.models.builds import build_conda_package_build
+from appliance.queue.app import WorkerSettings
+from appliance.schemas.specification import parse_specification
+from appliance.services.builds import submit_specification
+from appliance.storage import LocalArtifactStore
+from appliance.worker.runner import run_worker
+from tests.fixtures.postgres import TestDatabase
+
+SPEC = "name: {name}\ndependencies:\n  - kiln-demo-tool\n"
+
+
+def submit(
+    sessions: sessionmaker[Session], settings: BuildSettings, text_: str, **options: object
+) -> int:
+    with sessions.begin() as session:
+        submitted = submit_specification(
+            session, namespace="default", specification=parse_specification(text_),
+            settings=settings, **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+        return submitted.build_id
+
+
+def drain(database: TestDatabase, settings: BuildSettings, storage: LocalArtifactStore) -> None:
+    asyncio.run(
+        run_worker(
+            database_url=database.url,
+            conninfo=database.conninfo,
+            build_settings=settings,
+            storage=storage,
+            settings=WorkerSettings(concurrency=2),
+            wait=False,
+        )
+    )
+
+
+def test_a_submitted_build_is_queued_with_its_job_in_the_same_transaction(
+    db_sessions: sessionmaker[Session], build_settings: BuildSettings
+) -> None:
+    build_id = submit(db_sessions, build_settings, SPEC.format(name="demo"))
+    with db_sessions() as session:
+        build = session.get_one(Build, build_id)
+        assert build.status == BuildStatus.QUEUED
+        job = session.execute(
+            text("SELECT task_name, args, status FROM procrastinate_jobs WHERE id = :id"),
+            {"id": build.job_id},
+        ).one()
+    assert job.task_name == "kiln.build" and job.args == {"build_id": build_id}
+    assert job.status == "todo"
+
+
+def test_a_refused_submission_leaves_no_rows_and_no_job(
+    db_sessions: sessionmaker[Session], build_settings: BuildSettings
+) -> None:
+    bad = "name: demo\nchannels: [conda-forge]\ndependencies: [kiln-demo-tool]\n"
+    with pytest.raises(SpecificationError, match="not allowed"):
+        submit(db_sessions, build_settings, bad)
+    with db_sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Environment)) == 0
+        assert session.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 0
+
+
+def test_a_worker_builds_a_queued_environment_and_records_it(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+) -> None:
+    build_id = submit(db_sessions, build_settings, SPEC.format(name="demo"))
+    drain(database, build_settings, local_storage)
+    with db_sessions() as session:
+        build = session.get_one(Build, build_id)
+        assert build.status == BuildStatus.COMPLETED, build.status_info
+        assert build.started_on and build.ended_on and build.size > 0
+        assert build.environment.current_build_id == build_id
+        kinds = {
+            a.artifact_type
+            for a in session.scalars(
+                select(BuildArtifact).where(BuildArtifact.build_id == build_id)
+            )
+        }
+        assert {"LOGS", "LOCKFILE", "YAML", "CONDA_PACK", "DIRECTORY"} <= set(kinds)
+        names = set(
+            session.scalars(
+                select(CondaPackageBuild.filename)
+                .join(
+                    build_conda_package_build,
+                    build_conda_package_build.c.conda_package_build_id == CondaPackageBuild.id,
+                )
+                .where(build_conda_package_build.c.build_id == build_id)
+            )
+        )
+    assert any(n.startswith("kiln-demo-tool-1.0.0") for n in names)
+    link = build_settings.store_directory / "default" / "envs" / "demo"
+    tool = subprocess.run([link / "bin" / "kiln-demo-tool"], capture_output=True, text=True)
+    assert tool.stdout.strip() == str(link.resolve())
+
+    # The same specification again: nothing new is queued.
+    with db_sessions.begin() as session:
+        again = submit_specification(
+            session,
+            namespace="default",
+            specification=parse_specification(SPEC.format(name="demo")),
+            settings=build_settings,
+        )
+    assert (again.build_id, again.created) == (build_id, False)
+
+
+def test_a_failing_build_is_failed_with_the_reason(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+) -> None:
+    bad = "name: legacy\ndependencies:\n  - kiln-demo-legacy\n  - kiln-demo-lib >=2\n"
+    build_id = submit(db_sessions, build_settings, bad)
+    drain(database, build_settings, local_storage)
+    with db_sessions() as session:
+        build = session.get_one(Build, build_id)
+        assert build.status == BuildStatus.FAILED
+        assert "cannot be satisfied" in (build.status_info or "")
+        assert build.environment.current_build_id is None
+    assert not (build_settings.store_directory / "default" / build.build_key).exists()
+
+
+def test_two_worker_processes_build_twenty_environments_each_exactly_once(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    demo_channel: Path,
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "worker-data"
+    config = tmp_path / "kiln_config.py"
+    config.write_text(
+        f"c.CondaStore.database_url = {database.url!r}\n"
+        f"c.CondaStore.store_directory = {str(build_settings.store_directory)!r}\n"
+        f"c.CondaStore.conda_default_channels = [{str(demo_channel)!r}]\n"
+        f"c.CondaStore.conda_allowed_channels = [{str(demo_channel)!r}]\n"
+        f"c.Builder.package_cache_directory = {str(build_settings.package_cache)!r}\n"
+    )
+    ids = [submit(db_sessions, build_settings, SPEC.format(name=f"env{n}")) for n in range(20)]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "appliance",
+                "worker",
+                "--burst",
+                "--concurrency",
+                "2",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(data),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=240)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    with db_sessions() as session:
+        builds = session.scalars(select(Build).where(Build.id.in_(ids))).all()
+        assert {b.status for b in builds} == {BuildStatus.COMPLETED}, [
+            b.status_info for b in builds
+        ]
+        runs = session.execute(
+            text("SELECT count(*) FROM procrastinate_events WHERE type = 'started'")
+        ).scalar_one()
+        workers_used = {b.worker_name for b in builds}
+    assert runs == 20  # each build's job started exactly once
+    assert workers_used == {None}  # cleared when each build ended
+    for output in outputs:
+        assert "Traceback" not in output, output
