@@ -24,7 +24,7 @@ from appliance.common.errors import KilnError
 from appliance.common.process import exit_now
 
 #: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
-COMMANDS = ("channel", "build", "config", "migrate", "worker")
+COMMANDS = ("channel", "build", "config", "migrate", "worker", "token", "serve")
 
 
 def _import_command(name: str) -> ModuleType:
@@ -49,6 +49,14 @@ def _import_command(name: str) -> ModuleType:
         from appliance.cli import worker
 
         return worker
+    if name == "token":
+        from appliance.cli import token
+
+        return token
+    if name == "serve":
+        from appliance.cli import serve
+
+        return serve
     return importlib.import_module(f"appliance.cli.{name}")
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from appliance.config.loader import KilnConfig
+
+logger = logging.getLogger("kiln.database")
+
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -28,3 +35,22 @@ def database_location(config: KilnConfig) -> DatabaseLocation:
 
     server = ManagedPostgres.from_config(config)
     return DatabaseLocation(url=server.url, conninfo=server.conninfo, managed=True)
+
+
+def on_database(config: KilnConfig, work: Callable[[str], _Result]) -> _Result:
+    """Run ``work(url)`` on the configured database, starting the managed one if need be
+    (and stopping it afterwards) when ``kiln serve`` is not running it."""
+    from appliance.db.errors import DatabaseUnavailable
+    from appliance.supervisor.postgres import ManagedPostgres
+
+    url = config.conda_store.database_url
+    if url:
+        return work(url)
+    server = ManagedPostgres.from_config(config)
+    try:
+        return work(server.url)  # `kiln serve` is running it
+    except DatabaseUnavailable:
+        logger.debug("the managed PostgreSQL is not running", exc_info=True)
+    logger.info("Starting the managed PostgreSQL in %s", server.directory)
+    with server:
+        return work(server.url)

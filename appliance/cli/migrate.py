@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from appliance.config.loader import KilnConfig
     from appliance.db.migrate import MigrationReport
 
 logger = logging.getLogger("kiln.migrate")
@@ -58,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         # Alembic narrates every step at INFO (from import on); Kiln reports what changed.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     # Heavy imports stay here so that `kiln --version` does not pay for them.
+    from appliance.cli.database import on_database
     from appliance.config import load_config_from_args
     from appliance.db.migrate import downgrade, migrate
 
@@ -88,24 +87,6 @@ def check(url: str) -> int:
         engine.dispose()
     print(f"Current: {status.message()}")
     return 0
-
-
-def on_database(config: KilnConfig, work: Callable[[str], _Result]) -> _Result:
-    """Run ``work(url)`` on the configured database, starting the managed one if need be."""
-    from appliance.db.errors import DatabaseUnavailable
-    from appliance.supervisor.postgres import ManagedPostgres
-
-    url = config.conda_store.database_url
-    if url:
-        return work(url)
-    server = ManagedPostgres.from_config(config)
-    try:
-        return work(server.url)  # `kiln serve` is running it
-    except DatabaseUnavailable:
-        logger.debug("the managed PostgreSQL is not running", exc_info=True)
-    logger.info("Starting the managed PostgreSQL in %s", server.directory)
-    with server:
-        return work(server.url)
 
 
 def describe(report: MigrationReport) -> str:

@@ -41,6 +41,7 @@ from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
 from appliance.config.storage import LocalStorage, S3Storage, Storage
 from appliance.config.store import CondaStore
+from appliance.config.supervisor import Supervisor
 from appliance.config.worker import CondaStoreWorker
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "RBACAuthorizationBackend",
     "S3Storage",
     "Storage",
+    "Supervisor",
     "load_config",
     "load_config_from_args",
 ]

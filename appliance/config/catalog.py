@@ -25,6 +25,7 @@ from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
 from appliance.config.storage import LocalStorage, S3Storage
 from appliance.config.store import CondaStore
+from appliance.config.supervisor import Supervisor
 from appliance.config.worker import CondaStoreWorker
 
 CLASSES: tuple[type[KilnConfigurable], ...] = (
@@ -33,6 +34,7 @@ CLASSES: tuple[type[KilnConfigurable], ...] = (
     CondaStoreServer,
     CondaStoreWorker,
     ManagedPostgres,
+    Supervisor,
     LocalStorage,
     S3Storage,
     Authentication,

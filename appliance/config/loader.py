@@ -57,6 +57,7 @@ from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
 from appliance.config.storage import LocalStorage, S3Storage, Storage
 from appliance.config.store import CondaStore
+from appliance.config.supervisor import Supervisor
 from appliance.config.worker import CondaStoreWorker
 
 log = logging.getLogger("appliance.config")
@@ -461,6 +462,8 @@ class KilnConfig:
         self.s3_storage = self.section(S3Storage)
         #: Kiln's own Postgres, used when ``CondaStore.database_url`` is unset.
         self.managed_postgres = self.section(ManagedPostgres)
+        #: How `kiln serve` runs this host's processes.
+        self.supervisor = self.section(Supervisor)
         #: The configured artifact store: an instance of ``CondaStore.storage_class``.
         self.storage = self.section(cast(type[Storage], self.conda_store.storage_class))
         #: The configured login method: an instance of ``CondaStoreServer.authentication_class``.
@@ -490,6 +493,7 @@ class KilnConfig:
             self.builder,
             self.server,
             self.worker,
+            self.supervisor,
             *([self.managed_postgres] if self.conda_store.database_url is None else []),
             self.storage,
             self.authentication,

@@ -26,7 +26,18 @@ ALLOWED: dict[str, set[str]] = {
     "db": {"common", "config", "schemas"},
     "queue": {"common", "config", "db"},
     "builder": {"common", "config", "schemas", "storage", "channels"},
-    "services": {"common", "config", "schemas", "storage", "channels", "builder", "db", "queue"},
+    "auth": {"common", "config"},
+    "services": {
+        "common",
+        "config",
+        "schemas",
+        "storage",
+        "channels",
+        "builder",
+        "auth",
+        "db",
+        "queue",
+    },
     "worker": {
         "common",
         "config",
@@ -38,8 +49,8 @@ ALLOWED: dict[str, set[str]] = {
         "queue",
         "services",
     },
-    "web": {"common", "config", "schemas", "storage", "db", "queue", "services"},
-    "supervisor": {"common", "config", "db", "queue"},
+    "web": {"common", "config", "schemas", "storage", "auth", "db", "queue", "services"},
+    "supervisor": {"common", "config", "auth", "db", "queue", "services"},
     "cli": {
         "common",
         "config",
@@ -47,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
         "storage",
         "channels",
         "builder",
+        "auth",
         "db",
         "queue",
         "services",
@@ -71,6 +83,7 @@ CONFINED: dict[str, set[str]] = {
     "conda_pack": {"builder"},
     "conda_lock": {"builder"},
     "minio": {"storage"},
+    "jwt": {"auth"},
 }
 
 

@@ -1,0 +1,1 @@
+"""Authentication and authorization engines: secrets, API tokens (JWT), role bindings."""
