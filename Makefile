@@ -15,11 +15,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,binary]'
 	touch $@
 
-# Build a demo environment from the demo channel and print where it and its artifacts are.
+# Start Kiln (`kiln serve`: managed PostgreSQL, web, workers) on a data dir in .demo/, with
+# Kiln's demo channel as its only channel. Build the demo environment from another terminal:
+#   .venv/bin/kiln build examples/demo-environment.yaml --queue --wait --data-dir .demo/data
 run: install
 	$(BIN)/kiln channel demo $(DEMO)/channel
-	$(BIN)/kiln build examples/demo-environment.yaml \
-		--data-dir $(DEMO)/data --channel $(DEMO)/channel
+	mkdir -p $(DEMO)/data
+	test -f $(DEMO)/data/kiln_config.py || printf '%s\n' \
+		"# Written by 'make run': Kiln's demo channel is the only channel." \
+		"c.CondaStore.conda_default_channels = ['$(DEMO)/channel']" \
+		"c.CondaStore.conda_allowed_channels = ['$(DEMO)/channel']" \
+		"c.CondaStoreServer.address = '127.0.0.1'" \
+		> $(DEMO)/data/kiln_config.py
+	$(BIN)/kiln serve --data-dir $(DEMO)/data
 
 # Everything the suite needs, then the whole suite (unit, integration, e2e incl. the frozen binary).
 test: install test-deps

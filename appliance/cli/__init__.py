@@ -24,7 +24,7 @@ from appliance.common.errors import KilnError
 from appliance.common.process import exit_now
 
 #: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
-COMMANDS = ("channel", "build", "config", "migrate", "worker", "token", "serve")
+COMMANDS = ("channel", "build", "config", "migrate", "worker", "web", "token", "serve")
 
 
 def _import_command(name: str) -> ModuleType:
@@ -49,6 +49,10 @@ def _import_command(name: str) -> ModuleType:
         from appliance.cli import worker
 
         return worker
+    if name == "web":
+        from appliance.cli import web
+
+        return web
     if name == "token":
         from appliance.cli import token
 

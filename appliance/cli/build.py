@@ -17,9 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.common.errors import KilnError, SpecificationError
+
+if TYPE_CHECKING:
+    from appliance.config.loader import KilnConfig
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -70,6 +73,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not stream the build log")
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="submit to the running Kiln's queue (its database) instead of building here; "
+        "a worker builds it",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="with --queue: wait until the build has finished"
+    )
     parser.set_defaults(func=run)
 
 
@@ -116,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     from appliance.storage.factory import open_storage
 
     config = load_config_from_args(args)
+    if args.queue:
+        return submit_to_queue(args, config)
     if args.store_dir is not None:
         config.conda_store.store_directory = str(args.store_dir.absolute())
     settings = settings_from_config(config)
@@ -204,3 +218,45 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {name:<11}{where}")
     print(f"Its programs are in {result.environment_link or result.prefix}/bin")
     return 0
+
+
+def submit_to_queue(args: argparse.Namespace, config: KilnConfig) -> int:
+    """``kiln build --queue``: create the build through the service layer; a worker runs it."""
+    from appliance.builder.settings import settings_from_config
+    from appliance.cli.database import database_location
+    from appliance.db.engine import create_engine
+    from appliance.db.schema import check_schema
+    from appliance.schemas.specification import parse_specification
+    from appliance.services.builds import build_state, submit_specification
+    from appliance.services.transactions import Transactions
+
+    settings = settings_from_config(config)
+    spec = parse_specification(_read(args.file), limits=settings.limits, name=args.name)
+    engine = create_engine(database_location(config).url, application_name="kiln-build")
+    try:
+        check_schema(engine)
+        transactions = Transactions(engine)
+        submitted = transactions.run_now(
+            submit_specification,
+            namespace=args.namespace or config.conda_store.default_namespace,
+            specification=spec,
+            settings=settings,
+        )
+        verb = "Queued" if submitted.created else "Already built:"
+        print(f"{verb} build {submitted.build_id} of {spec.name}")
+        if not args.wait:
+            return 0
+        while True:
+            state = transactions.run_now(build_state, submitted.build_id, settings)
+            if state.status.is_final:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    print(
+        f"Build {submitted.build_id}: {state.status}"
+        + (f": {state.reason}" if state.reason else "")
+    )
+    if state.environment is not None and state.status == "COMPLETED":
+        print(f"  environment  {state.environment}")
+    return 0 if state.status == "COMPLETED" else 1

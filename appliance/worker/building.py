@@ -1,0 +1,110 @@
+"""Running one build job: mark it BUILDING, run the engine, record the outcome.
+
+The job may be stopped from outside while the engine runs, as an ``asyncio.CancelledError``
+raised at its current step (the engine then removes the partial prefix). Why it was stopped
+decides what the build becomes:
+
+- the user canceled it (the job was aborted on request): CANCELED, "canceled by request";
+- the worker is stopping and its drain time ran out: QUEUED again with a new job that another
+  worker (or this one, restarted) runs; the attempt is not counted against the build.
+
+Outcomes are recorded only while the build is still this job's (see
+:mod:`appliance.services.builds`), so a worker presumed dead that comes back cannot overwrite
+what recovery decided meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from appliance.common.errors import KilnError
+from appliance.services import builds
+from appliance.worker.context import WorkerContext
+
+logger = logging.getLogger("kiln.worker")
+
+
+class StopReason(enum.Enum):
+    """Why a running build job is being stopped."""
+
+    CANCELED = "canceled"
+    SHUTDOWN = "shutdown"
+
+
+def _never_stopped() -> StopReason | None:
+    return None
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """The queue job running a build."""
+
+    job_id: int | None = None
+    worker_id: int | None = None
+    #: 1 for the first attempt; 2 after recovery retried the build.
+    attempt: int = 1
+    #: Why the job is being stopped, asked when it is.
+    stop_reason: Callable[[], StopReason | None] = field(default=_never_stopped)
+
+
+async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None = None) -> None:
+    """Build ``build_id`` for ``job`` (see the module docstring)."""
+    job = job or BuildJob()
+    transactions = worker.transactions
+    try:
+        assignment = await transactions.run(
+            builds.start_build,
+            build_id,
+            worker_name=worker.name,
+            platform=worker.platform,
+            job_id=job.job_id,
+            worker_id=job.worker_id,
+        )
+        if assignment is None:
+            logger.info("build %d is no longer queued for this job; nothing to do", build_id)
+            return
+        logger.info(
+            "building %d (%s), attempt %d", build_id, assignment.request.build_key, job.attempt
+        )
+        result = await worker.builder.build(
+            assignment.request, command=f"kiln worker: build {build_id}"
+        )
+    except asyncio.CancelledError:
+        await asyncio.shield(_stopped(worker, build_id, job))
+        raise
+    except KilnError as error:
+        logger.info("build %d failed: %s", build_id, error.message)
+        await transactions.run(builds.fail_build, build_id, error.message, job_id=job.job_id)
+        return
+    note = f"completed on attempt {job.attempt}" if job.attempt > 1 else None
+    recorded = await transactions.run(
+        builds.complete_build, build_id, result, job_id=job.job_id, note=note
+    )
+    if recorded:
+        logger.info("build %d completed", build_id)
+    else:
+        logger.warning("build %d completed, but it had been handed to another job", build_id)
+
+
+async def _stopped(worker: WorkerContext, build_id: int, job: BuildJob) -> None:
+    reason = job.stop_reason()
+    if reason == StopReason.CANCELED:
+        logger.info("build %d canceled", build_id)
+        await worker.transactions.run(
+            builds.cancel_build_record, build_id, "canceled by request", job_id=job.job_id
+        )
+        return
+    if job.job_id is None:
+        return
+    logger.info("build %d stopped with the worker; queued again", build_id)
+    await worker.transactions.run(
+        builds.requeue_build,
+        build_id,
+        job_id=job.job_id,
+        attempt=job.attempt,
+        reason=f"queued again: the worker {worker.name} was stopped while building",
+    )
