@@ -45,6 +45,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from appliance.builder.settings import settings_from_config
     from appliance.cli.database import database_location
+    from appliance.common.errors import ConfigurationError
     from appliance.config import load_config_from_args
     from appliance.queue.app import WorkerSettings
     from appliance.storage.factory import open_storage
@@ -56,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
     location = database_location(config)
     concurrency = args.concurrency or config.worker.concurrency or 4
     if concurrency < 1:
-        raise SystemExit("kiln worker: --concurrency must be at least 1")
+        raise ConfigurationError("--concurrency must be at least 1")
     drain_timeout = args.drain_timeout
     if drain_timeout is None:
         drain_timeout = config.supervisor.drain_timeout
     if drain_timeout < 0:
-        raise SystemExit("kiln worker: --drain-timeout must not be negative")
+        raise ConfigurationError("--drain-timeout must not be negative")
     asyncio.run(
         run_worker(
             database_url=location.url,
