@@ -254,10 +254,9 @@ class Builder:
         log = BuildLog(sinks=[StorageLogSink(self.storage, log_key)])
         if echo is not None:
             log.sinks.append(echo)
-        if request.key_version == 3:
-            prefix = self.settings.store_directory / key
-        else:
-            prefix = self.settings.build_parent(request.namespace, request.name) / key
+        prefix = self.settings.build_prefix(
+            request.namespace, request.name, key, request.key_version
+        )
         log.write(f"build {request.build_id} of {request.namespace}/{request.name} (key {key})")
         if os.path.lexists(prefix):
             # Never touch what another build made: failure cleanup below removes the prefix.
@@ -324,7 +323,7 @@ class Builder:
         spec = request.specification
         key = request.build_key
         platform = current_platform()
-        link = settings.environment_link(request.namespace, request.name)
+        link = settings.current_link(request.namespace, request.name, request.key_version)
         artifacts: dict[str, str] = {}
         with log.step("prepare"):
             self._prepare(prefix, log)
@@ -381,7 +380,7 @@ class Builder:
         if CONDA_PACK in settings.artifacts:
             with log.step("conda-pack"):
                 artifacts[CONDA_PACK] = await asyncio.to_thread(self._pack, prefix, key)
-        if request.key_version != 3:
+        if link is not None:
             with log.step("activate"):
                 activate.point_environment_at(link, prefix)
                 log.write(f"{link} -> {prefix}")
@@ -389,7 +388,7 @@ class Builder:
         return BuildResult(
             build_key=key,
             prefix=prefix,
-            environment_link=link if request.key_version != 3 else None,
+            environment_link=link,
             platform=platform,
             packages=_records_to_packages(installed, pip_installed),
             size=size,

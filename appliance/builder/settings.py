@@ -82,6 +82,17 @@ class BuildSettings:
             )
         )
 
+    def build_prefix(self, namespace: str, name: str, build_key: str, key_version: int) -> Path:
+        """Where a build's prefix lives: v3 build keys sit directly in the store (as in
+        conda-store), the others under the namespace's build directory."""
+        if key_version == 3:
+            return self.store_directory / build_key
+        return self.build_parent(namespace, name) / build_key
+
+    def current_link(self, namespace: str, name: str, key_version: int) -> Path | None:
+        """The ``envs/<name>`` link a build of this key version moves (None for v3: no link)."""
+        return None if key_version == 3 else self.environment_link(namespace, name)
+
     def environment_link(self, namespace: str, name: str) -> Path:
         """Path of the symlink that points at the current build of ``namespace/name``."""
         return Path(

@@ -533,7 +533,10 @@ def build_state(
     if build is None:
         raise BuildNotFound(f"build {build_id} does not exist")
     link = None
-    if settings is not None and build.key_version != 3:
+    if settings is not None:
         environment = build.environment
-        link = str(settings.environment_link(environment.namespace.name, environment.name))
+        path = settings.current_link(
+            environment.namespace.name, environment.name, build.key_version
+        )
+        link = str(path) if path is not None else None
     return BuildState(status=build.status, reason=build.status_info, environment=link)

@@ -36,16 +36,14 @@ class OutsideStore(KilnError):
 def prefix_of(settings: BuildSettings, files: BuildFiles) -> Path:
     """The prefix directory of a build (the build engine's layout: key version 3 prefixes sit
     directly in the store, others under the namespace's build directory)."""
-    if files.key_version == 3:
-        return settings.store_directory / files.build_key
-    return settings.build_parent(files.namespace, files.environment) / files.build_key
+    return settings.build_prefix(
+        files.namespace, files.environment, files.build_key, files.key_version
+    )
 
 
 def environment_link(settings: BuildSettings, files: BuildFiles) -> Path | None:
     """The ``envs/<name>`` link of a build's environment (None: key version 3 has none)."""
-    if files.key_version == 3:
-        return None
-    return settings.environment_link(files.namespace, files.environment)
+    return settings.current_link(files.namespace, files.environment, files.key_version)
 
 
 def build_roots(settings: BuildSettings, files: BuildFiles) -> tuple[Path, ...]:
