@@ -21,6 +21,9 @@ Fixtures:
     Kiln's managed PostgreSQL, a template database, a clone per test; see tests.fixtures.postgres.
 ``db_engine`` / ``db_sessions`` / ``db_session`` / ``unmigrated_database``
     SQLAlchemy on that migrated clone, and an empty database; see tests.fixtures.db.
+``kiln_config`` / ``api_context`` / ``api`` / ``callers``
+    The REST API on that database, a client, and tokens with chosen rights; see
+    tests.fixtures.api.
 
 py-rattler can crash the interpreter while it tears down after the last test (NOTES.md). The
 suite's verdict must not depend on that, so pytest leaves through ``os._exit`` with the exit
@@ -40,6 +43,7 @@ pytest_plugins = [
     "tests.fixtures.build",
     "tests.fixtures.postgres",
     "tests.fixtures.db",
+    "tests.fixtures.api",
 ]
 
 _exit_status: list[int] = []

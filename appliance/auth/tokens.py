@@ -1,9 +1,15 @@
 """API tokens: JWTs signed with Kiln's secret, carrying their own permissions.
 
 A token says who holds it (``sub``), its id (``jti``, so it can be listed and revoked), its
-primary namespace, its role bindings (``{"<namespace>/<environment>": ["viewer" | "developer"
-| "admin"]}``, glob patterns as in conda-store) and when it expires. Verification accepts only
-the configured HMAC algorithm: ``alg=none`` and tokens signed with another key are refused.
+primary namespace, its kind, its role bindings (``{"<namespace>/<environment>": ["viewer" |
+"developer" | "admin"]}``, glob patterns as in conda-store) and when it expires. Verification
+accepts only the configured HMAC algorithm: ``alg=none`` and tokens signed with another key are
+refused.
+
+Two kinds: a ``session`` token is what logging in gives a person (their rights are worked out
+from their account, the default bindings and the role mappings at each request); a ``token``
+(the default: ``kiln token create``, ``POST /api/v1/token/``) grants exactly the bindings it
+carries, which were checked to be within its minter's rights when it was made.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from appliance.common.errors import KilnError
+
+#: The kinds of token (see the module docstring).
+SESSION, SCOPED = "session", "token"
 
 #: Roles a binding may name (``editor`` is conda-store's alias of ``developer``).
 ROLES = ("viewer", "developer", "editor", "admin")
@@ -38,6 +47,7 @@ class TokenClaims:
     subject: str | None = None
     token_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     issued_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    kind: str = SCOPED
 
 
 def check_role_bindings(bindings: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
@@ -72,6 +82,7 @@ def mint(claims: TokenClaims, *, secret: str, algorithm: str = "HS256") -> str:
         "jti": claims.token_id,
         "sub": claims.subject,
         "primary_namespace": claims.primary_namespace,
+        "kind": claims.kind,
         "role_bindings": {k: list(v) for k, v in claims.role_bindings.items()},
         "iat": int(claims.issued_at.timestamp()),
         "exp": int(claims.expires_at.timestamp()),
@@ -103,6 +114,7 @@ def verify(token: str, *, secret: str, algorithm: str = "HS256") -> TokenClaims:
         subject=payload.get("sub"),
         token_id=str(payload["jti"]),
         issued_at=datetime.fromtimestamp(payload.get("iat", payload["exp"]), UTC),
+        kind=SESSION if payload.get("kind") == SESSION else SCOPED,
     )
 
 

@@ -1,4 +1,5 @@
-"""Running a use case in its own transaction, for callers that are not HTTP requests (workers).
+"""Running a use case in its own transaction: :class:`Transactions` for workers and CLIs,
+:class:`AsyncTransactions` for the web process.
 
 A worker must not hold a transaction (or a connection) across a build that takes minutes, so
 each step is a short transaction run on a thread: ``await transactions.run(start_build, id)``.
@@ -13,7 +14,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from appliance.db.engine import session_factory
+from appliance.db.engine import async_session_factory, create_async_engine, session_factory
 
 _Params = ParamSpec("_Params")
 _Result = TypeVar("_Result")
@@ -44,3 +45,31 @@ class Transactions:
         """:meth:`run_now` on a worker thread, so the event loop keeps running."""
         call: Callable[[], _Result] = lambda: self.run_now(work, *args, **kwargs)  # noqa: E731
         return await asyncio.to_thread(call)
+
+
+class AsyncTransactions:
+    """Runs functions ``(session, *args)`` each in one committed transaction, for the web
+    process: the async engine's connection does the I/O while the (synchronous) use case runs
+    in SQLAlchemy's greenlet bridge, so no thread is tied up per request.
+
+    Owns its engine: :meth:`close` at shutdown.
+    """
+
+    def __init__(self, url: str, *, application_name: str = "kiln-web", pool_size: int = 10):
+        self._engine = create_async_engine(
+            url, application_name=application_name, pool_size=pool_size, max_overflow=pool_size
+        )
+        self._sessions = async_session_factory(self._engine)
+
+    async def run(
+        self,
+        work: Callable[Concatenate[Session, _Params], _Result],
+        *args: _Params.args,
+        **kwargs: _Params.kwargs,
+    ) -> _Result:
+        """Run ``work`` in a transaction; commit, or roll back on error."""
+        async with self._sessions.begin() as session:
+            return await session.run_sync(lambda sync: work(sync, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self._engine.dispose()

@@ -9,7 +9,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from appliance.db.enums import BuildStatus
-from appliance.db.models import Build, StorageSample
+from appliance.db.models import Build, Environment, Namespace, StorageSample
+from appliance.schemas import api as wire
+from appliance.services.access import Caller
 
 #: Samples are kept this long (one a minute per host: about 130,000 rows per host).
 SAMPLE_RETENTION = timedelta(days=90)
@@ -43,3 +45,42 @@ def record_storage_sample(
             StorageSample.sampled_on < datetime.now(UTC) - SAMPLE_RETENTION,
         )
     )
+
+
+def namespace_usage(session: Session, caller: Caller) -> dict[str, wire.NamespaceUsage]:
+    """``GET /api/v1/usage/``: per namespace the caller can see, its environments, builds and
+    the bytes its builds take (deleted ones excluded)."""
+    access = caller.access(session)
+    environments = (
+        select(Environment.namespace_id, func.count().label("n"))
+        .where(Environment.active())
+        .group_by(Environment.namespace_id)
+        .subquery()
+    )
+    builds = (
+        select(
+            Environment.namespace_id,
+            func.count(Build.id).label("n"),
+            func.coalesce(func.sum(Build.size), 0).label("size"),
+        )
+        .join(Build, Build.environment_id == Environment.id)
+        .where(Environment.active(), Build.deleted_on.is_(None))
+        .group_by(Environment.namespace_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Namespace.name,
+            func.coalesce(environments.c.n, 0),
+            func.coalesce(builds.c.n, 0),
+            func.coalesce(builds.c.size, 0),
+        )
+        .outerjoin(environments, environments.c.namespace_id == Namespace.id)
+        .outerjoin(builds, builds.c.namespace_id == Namespace.id)
+        .where(Namespace.active(), access.visible_namespaces(Namespace.name))
+        .order_by(Namespace.name)
+    )
+    return {
+        name: wire.NamespaceUsage(num_environments=int(e), num_builds=int(b), storage=int(s))
+        for name, e, b, s in rows
+    }

@@ -22,6 +22,9 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from appliance import __version__
+from appliance.api.context import ApiContext
+from appliance.api.routes import api_routers
+from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
 from appliance.web.errors import EXCEPTION_HANDLERS
 from appliance.web.metrics import RequestMetrics, count_unmatched, metrics_handlers
@@ -34,28 +37,36 @@ def create_app(
     settings: WebSettings,
     status: StatusSource | None = None,
     *,
+    api: ApiContext | None = None,
     route_handlers: Sequence[ControllerRouterHandler] = (),
 ) -> Litestar:
     """The Litestar app of one web process.
 
     ``status`` is where probes and scrapes read the database's facts (default: a
     :class:`~appliance.db.status.StatusReader` on ``settings.database_url``); the app owns it
-    and closes it at shutdown. ``route_handlers`` are served under the url_prefix (route groups
-    that are not yet a ``_configure_*`` step; tests use it too).
+    and closes it at shutdown. ``api`` is what the REST API serves from (default: built from
+    the configuration ``settings`` names, when ``settings.enable_api``); the app owns it too.
+    ``route_handlers`` are served under the url_prefix (tests use it).
 
     Nothing connects to the database here: a web process starts, and answers ``/healthz``,
     while PostgreSQL is still coming up.
     """
     if status is None:
         status = StatusReader(settings.database_url, timeout=settings.database_timeout)
+    if api is None and settings.enable_api:
+        api = ApiContext.from_config(
+            load_config(settings.config_file, settings.data_dir),
+            database_url=settings.database_url,
+        )
     config = AppConfig()
     _configure_errors(config)
     _configure_request_metrics(config)
     _configure_probes(config, settings, status)
     _configure_metrics(config, settings, status)
+    _configure_api(config, settings, api)
     _configure_routes(config, settings, route_handlers)
     _configure_openapi(config, settings)
-    _configure_shutdown(config, status)
+    _configure_shutdown(config, status, api)
     return Litestar.from_config(config)
 
 
@@ -89,6 +100,14 @@ def _configure_metrics(config: AppConfig, settings: WebSettings, source: StatusS
         )
 
 
+def _configure_api(config: AppConfig, settings: WebSettings, api: ApiContext | None) -> None:
+    """The REST API (``/api/v1``, ``/api/v2``) when ``CondaStoreServer.enable_api``."""
+    if api is None or not settings.enable_api:
+        return
+    config.request_max_body_size = api.settings.max_body_bytes
+    config.route_handlers.append(_under_prefix(settings, api_routers(api)))
+
+
 def _configure_routes(
     config: AppConfig, settings: WebSettings, route_handlers: Sequence[ControllerRouterHandler]
 ) -> None:
@@ -108,8 +127,10 @@ def _configure_openapi(config: AppConfig, settings: WebSettings) -> None:
     )
 
 
-def _configure_shutdown(config: AppConfig, source: StatusSource) -> None:
+def _configure_shutdown(config: AppConfig, source: StatusSource, api: ApiContext | None) -> None:
     config.on_shutdown.append(source.close)
+    if api is not None:
+        config.on_shutdown.append(api.close)
 
 
 def _prefixes(settings: WebSettings) -> list[tuple[str, bool]]:

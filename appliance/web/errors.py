@@ -3,7 +3,8 @@
 Bodies use conda-store's error envelope, ``{"status": "error", "message": ...}``, plus Kiln's
 stable ``code`` (the error's :attr:`~appliance.common.errors.KilnError.code`). Domain errors map
 to a status code by class (the nearest listed base class wins) in :data:`STATUS_BY_ERROR`;
-errors whose code ends in ``not_found`` are 404s wherever they are defined. Unexpected
+errors whose code ends in ``not_found`` are 404s wherever they are defined, and a few codes
+(:data:`STATUS_BY_CODE`: unauthenticated, forbidden, conflict) have their own status. Unexpected
 exceptions are logged with their traceback and answered with a 500 that reveals nothing.
 """
 
@@ -16,7 +17,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -46,10 +50,21 @@ STATUS_BY_ERROR: dict[type[KilnError], int] = {
 }
 
 
+#: HTTP status of errors by their code, wherever they are defined.
+STATUS_BY_CODE: dict[str, int] = {
+    "unauthenticated": HTTP_401_UNAUTHORIZED,
+    "invalid_token": HTTP_401_UNAUTHORIZED,
+    "forbidden": HTTP_403_FORBIDDEN,
+    "conflict": HTTP_409_CONFLICT,
+}
+
+
 def status_of(error: KilnError) -> int:
     """The HTTP status code for ``error``."""
     if error.code.endswith("not_found"):
         return HTTP_404_NOT_FOUND
+    if error.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[error.code]
     for kind in type(error).__mro__:
         if kind in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[kind]

@@ -26,6 +26,12 @@ class WebSettings:
     url_prefix: str = "/"
     #: ``CondaStoreServer.enable_metrics``: serve ``/metrics``.
     enable_metrics: bool = True
+    #: ``CondaStoreServer.enable_api``: serve the REST API and login routes.
+    enable_api: bool = True
+    #: The configuration file and data dir each web worker process loads the configuration
+    #: from (the API needs more of it than these plain values). None: the defaults.
+    config_file: str | None = None
+    data_dir: str | None = None
     #: ``CondaStore.store_directory``: its file system's space is reported when no worker has
     #: sampled it (and it exists on this host).
     store_directory: str | None = None
@@ -43,6 +49,9 @@ class WebSettings:
             database_url=database_url,
             url_prefix=server.url_prefix,
             enable_metrics=server.enable_metrics,
+            enable_api=server.enable_api,
+            config_file=str(config.config_file) if config.config_file else None,
+            data_dir=str(config.data_dir.root),
             store_directory=str(config.conda_store.store_directory),
         )
 

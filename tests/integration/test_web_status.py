@@ -175,7 +175,7 @@ def test_the_reader_fails_fast_without_a_database(database: TestDatabase) -> Non
 
 @pytest.fixture
 def client(database: TestDatabase) -> Iterator[TestClient[Litestar]]:
-    settings = WebSettings(database_url=database.url, heartbeat_timeout=10)
+    settings = WebSettings(database_url=database.url, heartbeat_timeout=10, enable_api=False)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

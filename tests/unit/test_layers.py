@@ -39,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "db",
         "queue",
     },
+    "api": {"common", "config", "schemas", "storage", "builder", "auth", "services"},
     "worker": {
         "common",
         "config",
@@ -52,6 +53,7 @@ ALLOWED: dict[str, set[str]] = {
         "observability",
     },
     "web": {
+        "api",
         "common",
         "config",
         "schemas",
@@ -64,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "supervisor": {"common", "config", "auth", "db", "queue", "services", "observability"},
     "cli": {
+        "api",
         "common",
         "config",
         "schemas",

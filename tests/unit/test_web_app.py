@@ -79,6 +79,7 @@ class FakeStatus:
 
 
 def settings(**options: Any) -> WebSettings:
+    options.setdefault("enable_api", False)
     return WebSettings(database_url="postgresql://kiln@db/kiln", **options)
 
 

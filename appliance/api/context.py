@@ -1,0 +1,85 @@
+"""What API handlers need, built once per web process from the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.auth.rbac import RolePolicy
+from appliance.auth.secrets import JWT_SECRET, load_or_create_secret
+from appliance.builder.settings import BuildSettings, settings_from_config
+from appliance.config.auth import Authentication
+from appliance.config.loader import KilnConfig
+from appliance.services.transactions import AsyncTransactions
+from appliance.storage.base import Storage
+from appliance.storage.factory import open_storage
+
+#: Largest request body the API reads (a specification or lockfile); larger ones get 413.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """How tokens are signed and carried."""
+
+    secret: str
+    algorithm: str = "HS256"
+    cookie_name: str = "conda-store-auth"
+    cookie_domain: str | None = None
+    #: token string -> {"primary_namespace": ..., "role_bindings": {...}}.
+    predefined_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Lifetime of a login session, in seconds.
+    session_lifetime: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Plain options of the API."""
+
+    url_prefix: str = "/"
+    max_page_size: int = 100
+    default_namespace: str = "default"
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+@dataclass
+class ApiContext:
+    """Everything a handler needs besides the request."""
+
+    settings: ApiSettings
+    tokens: TokenSettings
+    policy: RolePolicy
+    db: AsyncTransactions
+    storage: Storage
+    build_settings: BuildSettings
+    #: The configured ``CondaStoreServer.authentication_class`` instance (login method).
+    authentication: Authentication
+
+    @classmethod
+    def from_config(cls, config: KilnConfig, *, database_url: str) -> ApiContext:
+        """The context ``config`` describes, on ``database_url`` (no I/O but the secret file)."""
+        backend = config.authentication_backend
+        auth = config.authentication
+        server = config.server
+        return cls(
+            settings=ApiSettings(
+                url_prefix=server.url_prefix,
+                max_page_size=server.max_page_size,
+                default_namespace=config.conda_store.default_namespace,
+            ),
+            tokens=TokenSettings(
+                secret=backend.secret or load_or_create_secret(config.data_dir.secrets, JWT_SECRET),
+                algorithm=backend.jwt_algorithm,
+                cookie_name=auth.cookie_name,
+                cookie_domain=auth.cookie_domain,
+                predefined_tokens=dict(backend.predefined_tokens),
+            ),
+            policy=RolePolicy.from_config(config.authorization_backend),
+            db=AsyncTransactions(database_url),
+            storage=open_storage(config.storage),
+            build_settings=settings_from_config(config),
+            authentication=auth,
+        )
+
+    async def close(self) -> None:
+        await self.db.close()

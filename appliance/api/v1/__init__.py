@@ -1,0 +1,1 @@
+"""conda-store's ``/api/v1`` routes."""

@@ -1,0 +1,63 @@
+"""Offset pagination and sorting of v1 listings, in SQL.
+
+A listing use case builds its filtered ``select`` and hands it to :func:`paginate` with the
+columns its sort keys name; :func:`paginate` counts the matches, orders (always ending with the
+primary key, so pages are stable), and fetches one page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, SQLColumnExpression, func, select
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a listing, sorted how (checked by the caller)."""
+
+    page: int = 1
+    size: int = 100
+    sort_by: tuple[str, ...] = ()
+    descending: bool = False
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """One page of items and how many match in all."""
+
+    items: list[T]
+    count: int
+    page: int
+    size: int
+
+
+def paginate(
+    session: Session,
+    statement: Select[Any],
+    request: PageRequest,
+    *,
+    sort_columns: Mapping[str, Sequence[SQLColumnExpression[Any]]],
+    default_sort: Sequence[str],
+    tiebreak: SQLColumnExpression[Any],
+) -> tuple[list[Any], int]:
+    """The rows of one page of ``statement`` and the number of rows on all pages."""
+    count = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    order: list[SQLColumnExpression[Any]] = []
+    for key in request.sort_by or default_sort:
+        for column in sort_columns[key]:
+            order.append(column.desc() if request.descending else column.asc())
+    order.append(tiebreak.desc() if request.descending else tiebreak.asc())
+    rows = session.execute(
+        statement.order_by(*order).offset(request.offset).limit(request.size)
+    ).all()
+    return list(rows), int(count or 0)
