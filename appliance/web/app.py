@@ -26,6 +26,7 @@ from appliance.api.context import ApiContext
 from appliance.api.routes import api_routers
 from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
+from appliance.web.docs import DocsPage, openapi_document
 from appliance.web.errors import EXCEPTION_HANDLERS
 from appliance.web.metrics import RequestMetrics, count_unmatched, metrics_handlers
 from appliance.web.probes import probe_handlers
@@ -116,15 +117,17 @@ def _configure_routes(
 
 
 def _configure_openapi(config: AppConfig, settings: WebSettings) -> None:
-    """The OpenAPI document at ``<prefix>/schema/openapi.json`` (every operation has an id)."""
+    """The OpenAPI document at ``<prefix>/openapi.json`` and its HTML rendering at
+    ``<prefix>/docs`` (every operation has an id)."""
     config.openapi_config = OpenAPIConfig(
         title="Kiln",
         version=__version__,
-        description="A self-hosted conda environment store.",
-        path=settings.under_prefix("/schema"),
-        render_plugins=[JsonRenderPlugin()],
+        description="A self-hosted conda environment store, compatible with conda-store's API.",
+        path=settings.under_prefix("/docs"),
+        render_plugins=[DocsPage(path="/"), JsonRenderPlugin(path="/openapi.json")],
         create_examples=False,
     )
+    config.route_handlers.append(openapi_document(settings.under_prefix("/openapi.json")))
 
 
 def _configure_shutdown(config: AppConfig, source: StatusSource, api: ApiContext | None) -> None:
