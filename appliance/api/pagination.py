@@ -9,10 +9,22 @@ repeated (or comma-separated) and must name the listing's sort keys; ``order`` i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, Literal, TypeAlias
 
 from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
 
 from appliance.services.listing import PageRequest
+
+#: Query parameter types of v1 listings (documented and checked by Litestar too).
+PageNumber: TypeAlias = Annotated[int, QueryParameter(ge=1, description="page number, from 1")]
+PageSize: TypeAlias = Annotated[
+    int | None,
+    QueryParameter(ge=1, description="items per page (default and maximum: max_page_size)"),
+]
+Order: TypeAlias = Annotated[
+    Literal["asc", "desc"] | None, QueryParameter(description="sort order (default asc)")
+]
 
 
 def page_request(

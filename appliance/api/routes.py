@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from litestar import Router
+from litestar import Litestar, Router
+from litestar.handlers import HTTPRouteHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
+from appliance.api.envelope import ERROR_RESPONSES
 from appliance.api.v1 import namespaces, status
+
+
+def document_errors(app: Litestar, prefix: str) -> None:
+    """Document :data:`ERROR_RESPONSES` on every API operation under ``prefix`` (an operation's
+    own ``responses`` win). Call before the OpenAPI schema is first generated."""
+    for route in app.routes:
+        if not route.path.startswith(prefix):
+            continue
+        for handler in getattr(route, "route_handlers", ()):
+            if isinstance(handler, HTTPRouteHandler) and handler.include_in_schema:
+                handler.responses = {**ERROR_RESPONSES, **(handler.responses or {})}
 
 
 def api_routers(context: ApiContext) -> list[Router]:

@@ -23,9 +23,10 @@ from litestar.types import ControllerRouterHandler
 
 from appliance import __version__
 from appliance.api.context import ApiContext
-from appliance.api.routes import api_routers
+from appliance.api.routes import api_routers, document_errors
 from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
+from appliance.web.allow import AllowHeader
 from appliance.web.docs import DocsPage, openapi_document
 from appliance.web.errors import EXCEPTION_HANDLERS
 from appliance.web.metrics import RequestMetrics, count_unmatched, metrics_handlers
@@ -68,7 +69,10 @@ def create_app(
     _configure_routes(config, settings, route_handlers)
     _configure_openapi(config, settings)
     _configure_shutdown(config, status, api)
-    return Litestar.from_config(config)
+    app = Litestar.from_config(config)
+    if api is not None and settings.enable_api:
+        document_errors(app, settings.under_prefix("/api/"))
+    return app
 
 
 def _configure_errors(config: AppConfig) -> None:
@@ -79,6 +83,7 @@ def _configure_errors(config: AppConfig) -> None:
 def _configure_request_metrics(config: AppConfig) -> None:
     """Count and time every request, matched or not (kiln_http_requests_total, ...)."""
     config.middleware.append(RequestMetrics())
+    config.middleware.append(AllowHeader())
     config.after_exception.append(count_unmatched)
 
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from litestar import MediaType, Response, get, head
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.serialization import encode_json
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -161,10 +162,22 @@ def probe_handlers(
         head(f"{prefix}/healthz", operation_id=f"headHealth{suffix}", **options)(healthz_head),
         get(
             f"{prefix}/readyz", operation_id=f"getReadiness{suffix}",
-            summary="Readiness: database reachable, schema current, a worker alive", **options,
+            summary="Readiness: database reachable, schema current, a worker alive",
+            responses=_NOT_READY, **options,
         )(readyz),
-        head(f"{prefix}/readyz", operation_id=f"headReadiness{suffix}", **options)(readyz_head),
+        head(
+            f"{prefix}/readyz", operation_id=f"headReadiness{suffix}", responses=_NOT_READY,
+            **options,
+        )(readyz_head),
     ]  # fmt: skip
+
+
+#: ``/readyz`` answers 503 (with the same body) while Kiln is not ready.
+_NOT_READY = {
+    HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+        data_container=Readiness, description="Kiln is not ready; the checks say why"
+    )
+}
 
 
 def headers_only(content: Any, status_code: int) -> Response[None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Router, delete, get, post, put
@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import Ack, Ok, Page
-from appliance.api.pagination import page_request
+from appliance.api.pagination import Order, PageNumber, PageSize, page_request
 from appliance.schemas import api as wire
 from appliance.services import namespaces
 
@@ -35,10 +35,10 @@ class RoleGrantRemoval(msgspec.Struct, kw_only=True):
 async def list_namespaces(
     context: Context,
     caller: Who,
-    page: FromQuery[int] = 1,
-    size: FromQuery[int | None] = None,
-    sort_by: FromQuery[list[str] | None] = None,
-    order: FromQuery[str | None] = None,
+    page: FromQuery[PageNumber] = 1,
+    size: FromQuery[PageSize] = None,
+    sort_by: FromQuery[list[Literal["name"]] | None] = None,
+    order: FromQuery[Order] = None,
 ) -> Page[wire.NamespaceSummary]:
     request = page_request(
         page=page,

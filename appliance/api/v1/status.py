@@ -77,9 +77,9 @@ async def get_usage(context: Context, caller: Who) -> Ok[dict[str, wire.Namespac
     status_code=200,
 )
 async def create_token(
-    context: Context, caller: Who, data: JSONBody[TokenRequest | None] = None
+    context: Context, caller: Who, data: JSONBody[TokenRequest]
 ) -> Ok[wire.IssuedToken]:
-    request = data or TokenRequest()
+    request = data
     issued = await context.db.run(
         mint_token,
         caller,
