@@ -80,13 +80,14 @@ def mint(claims: TokenClaims, *, secret: str, algorithm: str = "HS256") -> str:
     """The signed token for ``claims``."""
     payload = {
         "jti": claims.token_id,
-        "sub": claims.subject,
         "primary_namespace": claims.primary_namespace,
         "kind": claims.kind,
         "role_bindings": {k: list(v) for k, v in claims.role_bindings.items()},
         "iat": int(claims.issued_at.timestamp()),
         "exp": int(claims.expires_at.timestamp()),
     }
+    if claims.subject is not None:
+        payload["sub"] = claims.subject  # pyjwt refuses a "sub" that is not a string
     return jwt.encode(payload, secret, algorithm=algorithm)
 
 
