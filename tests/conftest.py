@@ -21,6 +21,10 @@ Fixtures:
     Kiln's managed PostgreSQL, a template database, a clone per test; see tests.fixtures.postgres.
 ``db_engine`` / ``db_sessions`` / ``db_session`` / ``unmigrated_database``
     SQLAlchemy on that migrated clone, and an empty database; see tests.fixtures.db.
+``worker_context``
+    A worker's context on that database, build settings and storage; tests.fixtures.worker
+    also holds the helpers that submit builds and run workers (in this process or as
+    ``kiln worker``).
 ``kiln_config`` / ``api_context`` / ``api`` / ``callers``
     The REST API on that database, a client, and tokens with chosen rights; see
     tests.fixtures.api.
@@ -43,6 +47,7 @@ pytest_plugins = [
     "tests.fixtures.build",
     "tests.fixtures.postgres",
     "tests.fixtures.db",
+    "tests.fixtures.worker",
     "tests.fixtures.api",
 ]
 

@@ -195,15 +195,21 @@ class StorageLogSink:
     immediate. Others (S3 rewrites the whole object per append) get batches: at most one append
     per ``interval`` seconds, and everything pending on :meth:`flush` (called per step and at the
     end of the build).
+
+    The artifact starts empty, unless ``keep`` is set: then it keeps what it holds (the log of
+    an earlier run of the same build) and this run's lines are appended after it.
     """
 
-    def __init__(self, storage: Storage, key: str, *, interval: float = 1.0) -> None:
+    def __init__(
+        self, storage: Storage, key: str, *, interval: float = 1.0, keep: bool = False
+    ) -> None:
         self._storage = storage
         self._key = key
         self._interval = 0.0 if storage.appends_cheaply else interval
         self._pending: list[str] = []
         self._last_flush = time.monotonic()
-        storage.put(key, b"")
+        if not keep:
+            storage.put(key, b"")
 
     def __call__(self, text: str) -> None:
         self._pending.append(text)
@@ -243,17 +249,29 @@ class Builder:
         *,
         echo: LogSink | None = None,
         command: str = "kiln build",
+        steps: list[StepTiming] | None = None,
+        continues: str | None = None,
     ) -> BuildResult:
         """Build ``request``; on failure raise a :class:`KilnError` whose message is the reason.
 
         Whatever happens, the LOGS artifact holds the whole story, and a failed or cancelled
         build leaves no prefix behind and never becomes current.
+
+        ``steps``, when given, receives each step's timing as the step starts, so the caller
+        has them whatever the outcome (a :class:`BuildResult` carries them only on success).
+        ``continues`` marks another run of a build whose earlier run was interrupted (a retry
+        after its worker died): the LOGS artifact keeps the earlier run's lines, and this run's
+        follow a ``--- <continues> ---`` separator, e.g. ``--- attempt 2 (previous attempt
+        interrupted: ...) ---``. Without it the log starts empty.
         """
         key = request.build_key
         log_key = ArtifactKind.LOGS.storage_key(key)
-        log = BuildLog(sinks=[StorageLogSink(self.storage, log_key)])
+        sink = StorageLogSink(self.storage, log_key, keep=continues is not None)
+        log = BuildLog(sinks=[sink], steps=steps if steps is not None else [])
         if echo is not None:
             log.sinks.append(echo)
+        if continues is not None:
+            log.write(f"--- {continues} ---")
         prefix = self.settings.build_prefix(
             request.namespace, request.name, key, request.key_version
         )

@@ -10,13 +10,14 @@ this Kiln knows (run ``kiln migrate``).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from appliance.cli.options import at_least, quiet_alembic
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -30,34 +31,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "web processes on several hosts may share one database.",
     )
     parser.add_argument(
-        "--workers", type=_at_least(1, int), default=1, metavar="N",
+        "--workers", type=at_least(1, int), default=1, metavar="N",
         help="worker processes serving requests (default: 1)",
     )  # fmt: skip
     parser.add_argument(
-        "--stop-timeout", type=_at_least(1, float), default=10.0, metavar="SECONDS",
+        "--stop-timeout", type=at_least(1, float), default=10.0, metavar="SECONDS",
         help="on SIGTERM, how long open requests get to finish before the workers are killed "
         "(default: 10; keep it below Supervisor.web_stop_timeout under `kiln serve`)",
     )  # fmt: skip
     parser.set_defaults(func=run)
 
 
-def _at_least(minimum: float, kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            number = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}")
-        return number
-
-    return parse
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.log_level != "DEBUG":
-        # Alembic narrates loading its plugins at INFO when the schema is checked.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_alembic(args.log_level)
     with metrics_directory(args.workers):
         # Imported only now: prometheus_client picks its storage when first imported.
         from appliance.cli.database import database_location

@@ -5,6 +5,11 @@ Uses ``CondaStore.database_url`` (or the managed PostgreSQL that ``kiln serve`` 
 dir), the configured store and artifact storage, ``CondaStoreWorker.concurrency`` and
 ``watch_paths``, and ``Supervisor.drain_timeout`` as the time running builds get to finish on
 SIGTERM (``--drain-timeout`` overrides it; builds still running then are queued again).
+
+A bad option value (``--concurrency`` below 1, a negative ``--drain-timeout``) is a usage error
+(exit status 2), refused before the configuration is read or the database is reached. Builds
+are counted in the metrics; with ``PROMETHEUS_MULTIPROC_DIR`` set (``kiln serve`` sets it), in
+files there that ``/metrics`` on this host adds up.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import argparse
 import asyncio
 import logging
 from typing import Any
+
+from appliance.cli.options import at_least, quiet_alembic
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -27,15 +34,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "hosts may share one database.",
     )
     parser.add_argument(
-        "--concurrency", type=int, metavar="N",
-        help="builds at a time (default: CondaStoreWorker.concurrency)",
+        "--concurrency", type=at_least(1, int), metavar="N",
+        help="builds at a time, at least 1 (default: CondaStoreWorker.concurrency, else 4)",
     )  # fmt: skip
     parser.add_argument(
         "--burst", action="store_true",
         help="run the jobs already queued, then exit (for scripts and tests)",
     )  # fmt: skip
     parser.add_argument(
-        "--drain-timeout", type=float, metavar="SECONDS",
+        "--drain-timeout", type=at_least(0, float), metavar="SECONDS",
         help="on SIGTERM, how long running builds may take to finish before they are stopped "
         "and queued again (default: Supervisor.drain_timeout)",
     )  # fmt: skip
@@ -43,9 +50,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_alembic(args.log_level)
+    _prepare_metrics_directory()
+    # Imported only now: prometheus_client picks its storage when first imported.
     from appliance.builder.settings import settings_from_config
     from appliance.cli.database import database_location
-    from appliance.common.errors import ConfigurationError
     from appliance.config import load_config_from_args
     from appliance.queue.app import WorkerSettings
     from appliance.storage.factory import open_storage
@@ -55,14 +64,11 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("procrastinate.worker").addFilter(QuietAbortedJobs())
     config = load_config_from_args(args)
     location = database_location(config)
+    # Both were checked already: the options by their parser, the traits by their bounds.
     concurrency = args.concurrency or config.worker.concurrency or 4
-    if concurrency < 1:
-        raise ConfigurationError("--concurrency must be at least 1")
     drain_timeout = args.drain_timeout
     if drain_timeout is None:
         drain_timeout = config.supervisor.drain_timeout
-    if drain_timeout < 0:
-        raise ConfigurationError("--drain-timeout must not be negative")
     asyncio.run(
         run_worker(
             database_url=location.url,
@@ -78,3 +84,17 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _prepare_metrics_directory() -> None:
+    """Create the multiprocess metrics directory when ``PROMETHEUS_MULTIPROC_DIR`` names one
+    (``kiln serve`` sets it; an operator may too): the first build counted would fail without
+    it. Without the variable, the worker's metrics stay in its memory (nobody scrapes them)."""
+    from appliance.observability.multiprocess import (
+        multiprocess_directory,
+        prepare_multiprocess_directory,
+    )
+
+    configured = multiprocess_directory()
+    if configured is not None:
+        prepare_multiprocess_directory(configured)

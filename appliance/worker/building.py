@@ -10,7 +10,15 @@ decides what the build becomes:
 
 Outcomes are recorded only while the build is still this job's (see
 :mod:`appliance.services.builds`), so a worker presumed dead that comes back cannot overwrite
-what recovery decided meanwhile.
+what recovery decided meanwhile. Each outcome this job records (COMPLETED, FAILED, CANCELED) is
+also counted in the worker's metrics, with the time the build took and each step's
+(:func:`appliance.observability.metrics.observe_build`); a build queued again is not an
+outcome.
+
+A build queued again (retried after its worker died, or stopped with its worker) was waiting
+with the reason in its status. Its next run keeps the log of the interrupted run and continues
+it after a separator line, ``--- attempt 2 (previous attempt interrupted: <reason>) ---``, so
+the log tells the whole story.
 """
 
 from __future__ import annotations
@@ -18,10 +26,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from appliance.builder.buildlog import StepTiming
 from appliance.common.errors import KilnError
+from appliance.db.enums import BuildStatus
+from appliance.observability.metrics import observe_build
 from appliance.services import builds
 from appliance.worker.context import WorkerContext
 
@@ -55,6 +67,8 @@ async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None =
     """Build ``build_id`` for ``job`` (see the module docstring)."""
     job = job or BuildJob()
     transactions = worker.transactions
+    steps: list[StepTiming] = []
+    started = time.monotonic()
     try:
         assignment = await transactions.run(
             builds.start_build,
@@ -67,18 +81,26 @@ async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None =
         if assignment is None:
             logger.info("build %d is no longer queued for this job; nothing to do", build_id)
             return
+        started = time.monotonic()
         logger.info(
             "building %d (%s), attempt %d", build_id, assignment.request.build_key, job.attempt
         )
+        # Still the reason it was queued with: set only when it was queued again.
+        requeued = (await transactions.run(builds.build_state, build_id)).reason
         result = await worker.builder.build(
-            assignment.request, command=f"kiln worker: build {build_id}"
+            assignment.request,
+            command=f"kiln worker: build {build_id}",
+            steps=steps,
+            continues=_rerun_heading(job.attempt, requeued),
         )
     except asyncio.CancelledError:
-        await asyncio.shield(_stopped(worker, build_id, job))
+        if await asyncio.shield(_stopped(worker, build_id, job)):
+            _observe(BuildStatus.CANCELED, steps, started)
         raise
     except KilnError as error:
         logger.info("build %d failed: %s", build_id, error.message)
-        await transactions.run(builds.fail_build, build_id, error.message, job_id=job.job_id)
+        if await transactions.run(builds.fail_build, build_id, error.message, job_id=job.job_id):
+            _observe(BuildStatus.FAILED, steps, started)
         return
     note = f"completed on attempt {job.attempt}" if job.attempt > 1 else None
     recorded = await transactions.run(
@@ -86,20 +108,37 @@ async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None =
     )
     if recorded:
         logger.info("build %d completed", build_id)
+        _observe(BuildStatus.COMPLETED, steps, started)
     else:
         logger.warning("build %d completed, but it had been handed to another job", build_id)
 
 
-async def _stopped(worker: WorkerContext, build_id: int, job: BuildJob) -> None:
+def _rerun_heading(attempt: int, requeued: str | None) -> str | None:
+    """The log separator of a run that follows an interrupted one (None: a first run)."""
+    if requeued is None:
+        return None
+    return f"attempt {attempt} (previous attempt interrupted: {requeued})"
+
+
+def _observe(status: BuildStatus, steps: list[StepTiming], started: float) -> None:
+    """Count an outcome this job recorded in the metrics; a step run twice counts its total."""
+    seconds: dict[str, float] = {}
+    for step in steps:
+        seconds[step.name] = seconds.get(step.name, 0.0) + step.seconds
+    observe_build(status, seconds, time.monotonic() - started)
+
+
+async def _stopped(worker: WorkerContext, build_id: int, job: BuildJob) -> bool:
+    """Record why the build stopped; True when that was its end (CANCELED), False when it was
+    queued again or had moved on."""
     reason = job.stop_reason()
     if reason == StopReason.CANCELED:
         logger.info("build %d canceled", build_id)
-        await worker.transactions.run(
+        return await worker.transactions.run(
             builds.cancel_build_record, build_id, "canceled by request", job_id=job.job_id
         )
-        return
     if job.job_id is None:
-        return
+        return False
     logger.info("build %d stopped with the worker; queued again", build_id)
     await worker.transactions.run(
         builds.requeue_build,
@@ -108,3 +147,4 @@ async def _stopped(worker: WorkerContext, build_id: int, job: BuildJob) -> None:
         attempt=job.attempt,
         reason=f"queued again: the worker {worker.name} was stopped while building",
     )
+    return False

@@ -1,13 +1,15 @@
 """The one-file executable: built by the suite, run in a clean directory with an empty environment.
 
 Nothing that breaks freezing (a module only reached through importlib, a missing data file, a
-library that needs an environment variable) can land: these tests run the real ``dist/kiln``.
+library that needs an environment variable) can land: these tests run the real ``dist/kiln``,
+up to ``kiln serve`` with its managed PostgreSQL, web process and worker, all from the bundle.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 
 from appliance import __version__
 from tests.e2e.kiln import REPOSITORY, kiln
+from tests.fixtures.serve import free_port, processes_mentioning, serve_data_dir, wait_until_ready
 
 pytestmark = pytest.mark.binary
 
@@ -60,9 +63,11 @@ def frozen_kiln() -> Path:
     return BINARY
 
 
-def run_frozen(binary: Path, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_frozen(
+    binary: Path, *args: str | Path, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the binary with an empty environment, as cron or `env -i` would."""
-    return kiln(*args, cwd=cwd, env={}, executable=[str(binary)])
+    return kiln(*args, cwd=cwd, env={}, timeout=timeout, executable=[str(binary)])
 
 
 def test_the_frozen_binary_reports_its_version(frozen_kiln: Path, tmp_path: Path) -> None:
@@ -112,3 +117,55 @@ def test_the_frozen_binary_reports_bad_input_cleanly(frozen_kiln: Path, tmp_path
     assert result.stderr.startswith("kiln: error: dependencies[0]")
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == ["bad.yml"]
+
+
+def test_the_frozen_binary_serves_builds_from_the_queue_and_stops_cleanly(
+    frozen_kiln: Path, tmp_path: Path
+) -> None:
+    """``kiln serve`` from the binary alone: PostgreSQL from the bundle, migrations, web and a
+    worker (each a child re-executing the binary); a build queued by ``kiln build --queue``
+    completes; SIGTERM stops everything, PostgreSQL included."""
+    channel = run_frozen(frozen_kiln, "channel", "demo", "channel", cwd=tmp_path)
+    assert channel.returncode == 0, channel.stderr
+    port = free_port()
+    with serve_data_dir(tmp_path / "channel", port, prefix="kiln-frozen-serve-") as data_dir:
+        log = tmp_path / "serve.log"
+        with log.open("wb") as output:  # a file, not a pipe nobody reads while the test runs
+            serve = subprocess.Popen(
+                [str(frozen_kiln), "serve", "--data-dir", str(data_dir)],
+                cwd=tmp_path, env={}, stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz", serve, timeout=180, output=log)
+            built = run_frozen(
+                frozen_kiln, "build", REPOSITORY / "examples" / "demo-environment.yaml",
+                "--queue", "--wait", "--data-dir", data_dir, cwd=tmp_path, timeout=180,
+            )  # fmt: skip
+            assert built.returncode == 0, built.stdout + built.stderr
+            link = data_dir / "store" / "default" / "envs" / "demo"
+            tool = subprocess.run(
+                [link / "bin" / "kiln-demo-tool"], capture_output=True, text=True, timeout=30
+            )
+            assert tool.stdout.strip() == str(link.resolve())
+        finally:
+            stopped = _stop(serve, timeout=120)
+        served = log.read_text(errors="replace")
+        assert stopped, f"kiln serve did not stop within 120 s of SIGTERM:\n{served}"
+        assert serve.returncode == 0, served
+        assert "Traceback" not in served, served
+        assert processes_mentioning(str(data_dir)) == []
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """SIGTERM, then wait up to ``timeout`` seconds; False (after killing its whole process
+    group, so nothing outlives the test) when it did not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        return False
+    return True

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,59 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.kiln import REPOSITORY, kiln
-from tests.fixtures.postgres import reachable_data_dir, remove_data_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that mention ``text`` (the data dir)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split(")")[-1].split()[0]
-        except OSError:
-            continue
-        if text in command and state != "Z":
-            found.append(command)
-    return found
+from tests.fixtures.serve import free_port, processes_mentioning, serve_data_dir, wait_for_banner
 
 
 @pytest.fixture
 def data_dir(demo_channel: Path) -> Iterator[Path]:
-    root = reachable_data_dir("kiln-serve-test-")
-    (root / "kiln_config.py").write_text(
-        f"c.CondaStore.conda_default_channels = [{str(demo_channel)!r}]\n"
-        f"c.CondaStore.conda_allowed_channels = [{str(demo_channel)!r}]\n"
-        "c.CondaStoreServer.address = '127.0.0.1'\n"
-        f"c.CondaStoreServer.port = {free_port()}\n"
-        "c.Supervisor.drain_timeout = 30\n"
-    )
-    yield root
-    remove_data_dir(root)
-
-
-def wait_for_banner(process: subprocess.Popen[str], timeout: float = 90) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if line.startswith("Kiln ") and "is running" in line:
-            for _ in range(8):
-                lines.append(process.stdout.readline().rstrip())
-            return lines
-    raise AssertionError("no banner:\n" + "\n".join(lines))
+    with serve_data_dir(demo_channel, free_port()) as root:
+        yield root
 
 
 def test_serve_comes_up_builds_from_the_queue_and_stops_cleanly(data_dir: Path) -> None:

@@ -1,12 +1,10 @@
 """Builds through the queue: a submission creates rows and a job in one transaction, and real
-workers (in this process, and as `kiln worker` processes) build them against real Postgres."""
+workers (in this process, and as `kiln worker` processes) build them against real Postgres and
+count them in the metrics."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,38 +16,18 @@ from appliance.common.errors import SpecificationError
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, BuildArtifact, CondaPackageBuild, Environment
 from appliance.db.models.builds import build_conda_package_build
-from appliance.queue.app import WorkerSettings
+from appliance.observability.cluster import ClusterSnapshot
+from appliance.observability.exposition import render
+from appliance.observability.multiprocess import MULTIPROC_DIR_ENV
 from appliance.schemas.specification import parse_specification
 from appliance.services.builds import submit_specification
 from appliance.storage import LocalArtifactStore
-from appliance.worker.runner import run_worker
+from tests.fixtures.metrics import parse, value
 from tests.fixtures.postgres import TestDatabase
+from tests.fixtures.worker import drain, kiln_worker, submit
 
 SPEC = "name: {name}\ndependencies:\n  - kiln-demo-tool\n"
-
-
-def submit(
-    sessions: sessionmaker[Session], settings: BuildSettings, text_: str, **options: object
-) -> int:
-    with sessions.begin() as session:
-        submitted = submit_specification(
-            session, namespace="default", specification=parse_specification(text_),
-            settings=settings, **options,  # type: ignore[arg-type]
-        )  # fmt: skip
-        return submitted.build_id
-
-
-def drain(database: TestDatabase, settings: BuildSettings, storage: LocalArtifactStore) -> None:
-    asyncio.run(
-        run_worker(
-            database_url=database.url,
-            conninfo=database.conninfo,
-            build_settings=settings,
-            storage=storage,
-            settings=WorkerSettings(concurrency=2),
-            wait=False,
-        )
-    )
+UNSATISFIABLE = "name: legacy\ndependencies:\n  - kiln-demo-legacy\n  - kiln-demo-lib >=2\n"
 
 
 def test_a_submitted_build_is_queued_with_its_job_in_the_same_transaction(
@@ -130,8 +108,7 @@ def test_a_failing_build_is_failed_with_the_reason(
     build_settings: BuildSettings,
     local_storage: LocalArtifactStore,
 ) -> None:
-    bad = "name: legacy\ndependencies:\n  - kiln-demo-legacy\n  - kiln-demo-lib >=2\n"
-    build_id = submit(db_sessions, build_settings, bad)
+    build_id = submit(db_sessions, build_settings, UNSATISFIABLE)
     drain(database, build_settings, local_storage)
     with db_sessions() as session:
         build = session.get_one(Build, build_id)
@@ -145,39 +122,13 @@ def test_two_worker_processes_build_twenty_environments_each_exactly_once(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    demo_channel: Path,
+    local_storage: LocalArtifactStore,
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "worker-data"
-    config = tmp_path / "kiln_config.py"
-    config.write_text(
-        f"c.CondaStore.database_url = {database.url!r}\n"
-        f"c.CondaStore.store_directory = {str(build_settings.store_directory)!r}\n"
-        f"c.CondaStore.conda_default_channels = [{str(demo_channel)!r}]\n"
-        f"c.CondaStore.conda_allowed_channels = [{str(demo_channel)!r}]\n"
-        f"c.Builder.package_cache_directory = {str(build_settings.package_cache)!r}\n"
-    )
     ids = [submit(db_sessions, build_settings, SPEC.format(name=f"env{n}")) for n in range(20)]
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "appliance",
-                "worker",
-                "--burst",
-                "--concurrency",
-                "2",
-                "--config",
-                str(config),
-                "--data-dir",
-                str(data),
-            ],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        kiln_worker(
+            database, build_settings, local_storage, tmp_path, "--burst", "--concurrency", "2"
         )
         for _ in range(2)
     ]
@@ -196,3 +147,38 @@ def test_two_worker_processes_build_twenty_environments_each_exactly_once(
     assert workers_used == {None}  # cleared when each build ended
     for output in outputs:
         assert "Traceback" not in output, output
+        # Alembic's narration of the schema check stays out of a worker's output.
+        assert "alembic" not in output, output
+
+
+def test_a_worker_process_counts_its_builds_and_their_steps_in_the_metrics(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As under ``kiln serve``: the worker writes its metrics to the host's multiprocess
+    directory (created if missing), and ``/metrics`` adds them up after it has exited."""
+    submit(db_sessions, build_settings, SPEC.format(name="demo"))
+    submit(db_sessions, build_settings, UNSATISFIABLE)
+    metrics = tmp_path / "run" / "prometheus"
+    worker = kiln_worker(
+        database, build_settings, local_storage, tmp_path, "--burst",
+        environment={MULTIPROC_DIR_ENV: str(metrics)},
+    )  # fmt: skip
+    output = worker.communicate(timeout=240)[0]
+    assert worker.returncode == 0, output
+
+    monkeypatch.setenv(MULTIPROC_DIR_ENV, str(metrics))
+    found = parse(render(ClusterSnapshot(database_up=True))[0])
+    assert value(found, "kiln_build_duration_seconds_count", status="COMPLETED") == 1
+    assert value(found, "kiln_build_duration_seconds_count", status="FAILED") == 1
+    assert value(found, "kiln_build_duration_seconds_count", status="CANCELED") is None
+    assert (value(found, "kiln_build_duration_seconds_sum", status="COMPLETED") or 0) > 0
+    # Both builds solved; only the good one went on to install, pack and activate.
+    assert value(found, "kiln_build_step_duration_seconds_count", step="solve") == 2
+    for step in ("lock", "install", "finalize", "export", "conda-pack", "activate"):
+        assert value(found, "kiln_build_step_duration_seconds_count", step=step) == 1, step
+    assert (value(found, "kiln_build_step_duration_seconds_sum", step="install") or 0) > 0

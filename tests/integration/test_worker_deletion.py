@@ -4,7 +4,6 @@ rows. Real builds from the demo channel, real Postgres."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -15,20 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.builder.settings import BuildSettings
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, BuildArtifact, Environment, Namespace, Setting
-from appliance.queue.app import WorkerSettings
-from appliance.schemas.specification import parse_specification
-from appliance.services.builds import (
-    BuildConflict,
-    BuildNotFound,
-    delete_build,
-    submit_specification,
-)
+from appliance.services.builds import BuildConflict, BuildNotFound, delete_build
 from appliance.services.environments import EnvironmentNotFound, delete_environment
 from appliance.services.namespaces import NamespaceNotFound, delete_namespace
 from appliance.storage import LocalArtifactStore
-from appliance.worker.runner import run_worker
 from appliance.worker.settings import UpkeepSettings
+from tests.fixtures import worker
 from tests.fixtures.postgres import TestDatabase
+from tests.fixtures.worker import build_of, drain
 
 SPEC = "name: {name}\ndependencies:\n  - kiln-demo-tool\n"
 
@@ -39,40 +32,10 @@ def submit(
     name: str = "demo",
     namespace: str = "default",
 ) -> int:
-    with sessions.begin() as session:
-        return submit_specification(
-            session,
-            namespace=namespace,
-            specification=parse_specification(SPEC.format(name=name)),
-            settings=settings,
-            force=True,
-        ).build_id
-
-
-def drain(
-    database: TestDatabase,
-    settings: BuildSettings,
-    storage: LocalArtifactStore,
-    upkeep: UpkeepSettings | None = None,
-) -> None:
-    asyncio.run(
-        run_worker(
-            database_url=database.url,
-            conninfo=database.conninfo,
-            build_settings=settings,
-            storage=storage,
-            settings=WorkerSettings(concurrency=2),
-            upkeep=upkeep,
-            wait=False,
-        )
+    """A new build of environment ``name`` (a rebuild when it exists)."""
+    return worker.submit(
+        sessions, settings, SPEC.format(name=name), namespace=namespace, force=True
     )
-
-
-def get(sessions: sessionmaker[Session], build_id: int) -> Build:
-    with sessions() as session:
-        build = session.get_one(Build, build_id)
-        session.expunge(build)
-        return build
 
 
 def artifacts(sessions: sessionmaker[Session], build_id: int) -> dict[str, str]:
@@ -115,10 +78,10 @@ def test_deleting_a_build_keeps_the_kept_artifacts_and_removes_the_rest(
             text("SELECT task_name, args FROM procrastinate_jobs WHERE status = 'todo'")
         ).one()
     assert tuple(job) == ("kiln.delete_build", {"build_id": old})
-    assert get(db_sessions, old).deleted_on is not None  # hidden at once
+    assert build_of(db_sessions, old).deleted_on is not None  # hidden at once
 
     drain(database, build_settings, local_storage)
-    deleted = get(db_sessions, old)
+    deleted = build_of(db_sessions, old)
     assert deleted.size == 0 and deleted.status == BuildStatus.COMPLETED
     assert set(artifacts(db_sessions, old)) == {"LOGS", "LOCKFILE", "YAML"}
     for kind in ("LOGS", "LOCKFILE", "YAML"):
@@ -150,7 +113,7 @@ def test_what_a_deleted_build_keeps_is_configurable(
         database,
         build_settings,
         local_storage,
-        UpkeepSettings(kept_on_deletion=frozenset({"LOGS"})),
+        upkeep=UpkeepSettings(kept_on_deletion=frozenset({"LOGS"})),
     )
     assert set(artifacts(db_sessions, old)) == {"LOGS"}
     assert not local_storage.exists(before["LOCKFILE"])
@@ -205,7 +168,7 @@ def test_deleting_an_environment_removes_its_files_and_rows_and_frees_its_name_a
         assert not Path(built["DIRECTORY"]).exists()
         for kind in ("LOGS", "LOCKFILE", "YAML", "CONDA_PACK"):
             assert not local_storage.exists(built[kind])  # nothing is kept
-    new = get(db_sessions, replacement)
+    new = build_of(db_sessions, replacement)
     assert new.status == BuildStatus.COMPLETED
     assert link.resolve() == Path(artifacts(db_sessions, replacement)["DIRECTORY"])
     assert jobs_failed(db_sessions) == []
@@ -223,7 +186,7 @@ def test_deleting_an_environment_cancels_its_queued_build(
     queued = submit(db_sessions, build_settings)
     with db_sessions.begin() as session:
         delete_environment(session, "default", "demo")
-    canceled = get(db_sessions, queued)
+    canceled = build_of(db_sessions, queued)
     assert canceled.status == BuildStatus.CANCELED and canceled.deleted_on is not None
     drain(database, build_settings, local_storage)
     with db_sessions() as session:
@@ -260,7 +223,7 @@ def test_deleting_a_namespace_removes_every_environment_then_the_namespace(
     with db_sessions() as session:
         assert session.get(Namespace, namespace_id) is None
         assert session.scalars(select(Setting.scope)).all() == ["science_x/one"]
-        assert get(db_sessions, other).status == BuildStatus.COMPLETED
+        assert build_of(db_sessions, other).status == BuildStatus.COMPLETED
     assert not any(directory.exists() for directory in directories)
     envs = build_settings.store_directory / "science" / "envs"
     assert not any(os.path.lexists(envs / name) for name in ("one", "two"))

@@ -10,21 +10,20 @@ packages are already linked into it), for as long as the test needs, with no sle
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,23 +31,24 @@ from appliance.builder.settings import BuildSettings
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build
 from appliance.queue.app import WorkerSettings
-from appliance.schemas.specification import parse_specification
-from appliance.services.builds import (
-    BuildConflict,
-    delete_build,
-    request_cancel,
-    submit_specification,
-)
+from appliance.services.builds import BuildConflict, delete_build, request_cancel
 from appliance.services.environments import delete_environment
 from appliance.storage import LocalArtifactStore
-from appliance.worker.runner import run_worker
 from tests.fixtures.postgres import TestDatabase
+from tests.fixtures.worker import (
+    InProcessWorker,
+    build_of,
+    drain,
+    kiln_worker,
+    log_runs,
+    submit,
+    wait_for,
+)
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 SPEC = "name: slow\ndependencies:\n  - kiln-demo-tool\n  - kiln-demo-data\n"
 GATED = "kiln-demo-data"
 #: Fast heartbeats for the workers the tests run in this process (the defaults are 2 s / 10 s).
-QUICK = {"update_heartbeat_interval": 0.3, "stalled_worker_timeout": 1.0}
+QUICK = WorkerSettings(concurrency=2, update_heartbeat_interval=0.3, stalled_worker_timeout=1.0)
 
 
 @dataclass
@@ -105,33 +105,6 @@ def settings(build_settings: BuildSettings, gated_channel: GatedChannel) -> Buil
     )
 
 
-def submit(sessions: sessionmaker[Session], settings: BuildSettings) -> int:
-    with sessions.begin() as session:
-        return submit_specification(
-            session,
-            namespace="default",
-            specification=parse_specification(SPEC),
-            settings=settings,
-        ).build_id
-
-
-def build_of(sessions: sessionmaker[Session], build_id: int) -> Build:
-    with sessions() as session:
-        build = session.get_one(Build, build_id)
-        session.expunge(build)
-        return build
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``condition`` until true; return the seconds it took."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
 def prefix_of(settings: BuildSettings, build: Build) -> Path:
     return settings.store_directory / "default" / build.build_key
 
@@ -140,80 +113,13 @@ def link_of(settings: BuildSettings) -> Path:
     return settings.store_directory / "default" / "envs" / "slow"
 
 
-class InProcessWorker:
-    """A long-running worker on a thread of this process, stopped like SIGTERM would."""
-
-    def __init__(
-        self,
-        database: TestDatabase,
-        settings: BuildSettings,
-        storage: LocalArtifactStore,
-        **worker_settings: float,
-    ) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._error: BaseException | None = None
-        run = run_worker(
-            database_url=database.url,
-            conninfo=database.conninfo,
-            build_settings=settings,
-            storage=storage,
-            settings=WorkerSettings(concurrency=2, **worker_settings),  # type: ignore[arg-type]
-            wait=True,
-            stop=self._stop,
-        )
-        self._thread = threading.Thread(target=self._run, args=(run,), name="worker")
-
-    def _run(self, run: object) -> None:
-        try:
-            self._loop.run_until_complete(run)  # type: ignore[arg-type]
-        except BaseException as error:  # reported by stop()
-            self._error = error
-
-    def __enter__(self) -> InProcessWorker:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the worker did not stop"
-        self._loop.close()
-        if self._error is not None:
-            raise self._error
-
-
-def kiln_worker(
-    database: TestDatabase, settings: BuildSettings, tmp_path: Path, *options: str
-) -> subprocess.Popen[str]:
-    """A real `kiln worker` process on the test database and store."""
-    config = tmp_path / "kiln_config.py"
-    config.write_text(
-        f"c.CondaStore.database_url = {database.url!r}\n"
-        f"c.CondaStore.store_directory = {str(settings.store_directory)!r}\n"
-        f"c.CondaStore.conda_default_channels = {list(settings.default_channels)!r}\n"
-        f"c.CondaStore.conda_allowed_channels = {list(settings.allowed_channels)!r}\n"
-        f"c.Builder.package_cache_directory = {str(settings.package_cache)!r}\n"
-        f"c.Builder.repodata_cache_directory = {str(settings.repodata_cache)!r}\n"
-        f"c.LocalStorage.storage_path = {str(settings.store_directory.parent / 'storage')!r}\n"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "appliance", "worker", "--concurrency", "1", "--config",
-         str(config), "--data-dir", str(tmp_path / "worker-data"), *options],
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-
-
 def test_a_queued_build_is_canceled_at_once_and_never_runs(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     settings: BuildSettings,
     local_storage: LocalArtifactStore,
 ) -> None:
-    build_id = submit(db_sessions, settings)
+    build_id = submit(db_sessions, settings, SPEC)
     with db_sessions.begin() as session:
         assert request_cancel(session, build_id).status == BuildStatus.CANCELED
     build = build_of(db_sessions, build_id)
@@ -235,8 +141,9 @@ def test_a_running_build_stops_within_seconds_when_canceled_and_can_then_be_dele
     local_storage: LocalArtifactStore,
     gated_channel: GatedChannel,
 ) -> None:
-    build_id = submit(db_sessions, settings)
-    with InProcessWorker(database, settings, local_storage, **QUICK):
+    build_id = submit(db_sessions, settings, SPEC)
+    canceled_before = counted_builds("CANCELED")
+    with InProcessWorker(database, settings, local_storage, jobs=QUICK):
         gated_channel.wait_until_reached()
         build = build_of(db_sessions, build_id)
         assert build.status == BuildStatus.BUILDING
@@ -253,6 +160,9 @@ def test_a_running_build_stops_within_seconds_when_canceled_and_can_then_be_dele
         assert build.cancel_requested_on is not None and build.ended_on is not None
         assert not prefix_of(settings, build).exists()
         assert not os.path.lexists(link_of(settings))
+        wait_for(
+            lambda: counted_builds("CANCELED") == canceled_before + 1, 5, "the metrics to count it"
+        )
 
         with db_sessions.begin() as session:
             delete_build(session, build_id)
@@ -260,6 +170,12 @@ def test_a_running_build_stops_within_seconds_when_canceled_and_can_then_be_dele
     deleted = build_of(db_sessions, build_id)
     assert deleted.deleted_on is not None and deleted.size == 0
     assert local_storage.exists(f"logs/{build.build_key}.log")  # LOGS are kept on deletion
+
+
+def counted_builds(status: str) -> float:
+    """Builds this process's workers counted in its metrics with ``status``."""
+    labels = {"status": status}
+    return REGISTRY.get_sample_value("kiln_build_duration_seconds_count", labels) or 0.0
 
 
 def jobs_settled(sessions: sessionmaker[Session], task: str) -> bool:
@@ -282,8 +198,8 @@ def test_an_environment_deleted_while_building_is_removed_once_its_build_has_sto
     local_storage: LocalArtifactStore,
     gated_channel: GatedChannel,
 ) -> None:
-    build_id = submit(db_sessions, settings)
-    with InProcessWorker(database, settings, local_storage, **QUICK):
+    build_id = submit(db_sessions, settings, SPEC)
+    with InProcessWorker(database, settings, local_storage, jobs=QUICK):
         gated_channel.wait_until_reached()
         with db_sessions.begin() as session:
             environment_id = delete_environment(session, "default", "slow")
@@ -311,12 +227,13 @@ def test_a_build_whose_worker_is_killed_is_retried_by_another_worker_into_a_fres
     gated_channel: GatedChannel,
     tmp_path: Path,
 ) -> None:
-    build_id = submit(db_sessions, settings)
-    first = kiln_worker(database, settings, tmp_path)
+    build_id = submit(db_sessions, settings, SPEC)
+    first = kiln_worker(database, settings, local_storage, tmp_path, "--concurrency", "1")
     try:
         gated_channel.wait_until_reached()
         build = build_of(db_sessions, build_id)
         assert build.status == BuildStatus.BUILDING and build.worker_name
+        killed = build.worker_name
         prefix = prefix_of(settings, build)
         half_built = prefix / "bin" / "kiln-demo-tool"
         wait_for(half_built.exists, 10, "the other packages to be linked")
@@ -333,7 +250,7 @@ def test_a_build_whose_worker_is_killed_is_retried_by_another_worker_into_a_fres
     gated_channel.open()
 
     killed_at = time.monotonic()
-    with InProcessWorker(database, settings, local_storage, **QUICK):
+    with InProcessWorker(database, settings, local_storage, jobs=QUICK):
         wait_for(lambda: build_of(db_sessions, build_id).status.is_final, 30, "the retried build")
     # Bounded: the dead worker's heartbeat goes stale (1 s here), the next check (every 5 s)
     # requeues, the retry builds.
@@ -356,17 +273,28 @@ def test_a_build_whose_worker_is_killed_is_retried_by_another_worker_into_a_fres
         ("failed", 1),
         ("succeeded", 2),
     ]
+    # The log tells both attempts: the first up to where it was killed, then the retry.
+    [(_, first_run), (separator, second_run)] = log_runs(local_storage, build.build_key)
+    assert "--- install ---" in first_run and "completed" not in first_run
+    assert separator == (
+        "--- attempt 2 (previous attempt interrupted: retrying (attempt 2 of 2): the worker "
+        f"{killed} stopped responding during attempt 1) ---"
+    )
+    assert f"build {build_id} completed" in second_run
 
 
 def test_sigterm_lets_a_running_build_finish_and_the_worker_exits_0(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     settings: BuildSettings,
+    local_storage: LocalArtifactStore,
     gated_channel: GatedChannel,
     tmp_path: Path,
 ) -> None:
-    build_id = submit(db_sessions, settings)
-    worker = kiln_worker(database, settings, tmp_path, "--drain-timeout", "60")
+    build_id = submit(db_sessions, settings, SPEC)
+    worker = kiln_worker(
+        database, settings, local_storage, tmp_path, "--concurrency", "1", "--drain-timeout", "60"
+    )
     try:
         gated_channel.wait_until_reached()
         worker.send_signal(signal.SIGTERM)
@@ -393,8 +321,10 @@ def test_a_build_still_running_when_the_drain_time_is_up_is_queued_again(
     gated_channel: GatedChannel,
     tmp_path: Path,
 ) -> None:
-    build_id = submit(db_sessions, settings)
-    worker = kiln_worker(database, settings, tmp_path, "--drain-timeout", "0.5")
+    build_id = submit(db_sessions, settings, SPEC)
+    worker = kiln_worker(
+        database, settings, local_storage, tmp_path, "--concurrency", "1", "--drain-timeout", "0.5"
+    )
     try:
         gated_channel.wait_until_reached()
         first_job = build_of(db_sessions, build_id).job_id
@@ -410,18 +340,14 @@ def test_a_build_still_running_when_the_drain_time_is_up_is_queued_again(
     assert build.job_id != first_job
     assert "was stopped while building" in (build.status_info or "")
     assert not prefix_of(settings, build).exists()
+    stopped_because = build.status_info
 
     gated_channel.open()
-    asyncio.run(
-        run_worker(
-            database_url=database.url,
-            conninfo=database.conninfo,
-            build_settings=settings,
-            storage=local_storage,
-            settings=WorkerSettings(concurrency=1),
-            wait=False,
-        )
-    )
+    drain(database, settings, local_storage, concurrency=1)
     build = build_of(db_sessions, build_id)
     assert build.status == BuildStatus.COMPLETED, build.status_info
     assert build.status_info is None  # being stopped with the worker is not an attempt
+    [(_, stopped_run), (separator, finished_run)] = log_runs(local_storage, build.build_key)
+    assert "build canceled" in stopped_run
+    assert separator == f"--- attempt 1 (previous attempt interrupted: {stopped_because}) ---"
+    assert f"build {build_id} completed" in finished_run

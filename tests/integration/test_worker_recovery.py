@@ -7,52 +7,26 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.builder.activate import point_environment_at
-from appliance.builder.pipeline import Builder
 from appliance.builder.settings import BuildSettings
-from appliance.builder.solve import repodata_gateway
-from appliance.db.engine import create_engine
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build
-from appliance.queue.app import WorkerSettings, make_app
-from appliance.schemas.specification import parse_specification
-from appliance.services.builds import delete_build, request_cancel, submit_specification
+from appliance.queue.app import make_app
+from appliance.services.builds import delete_build, request_cancel
 from appliance.services.recovery import RecoveredBuild, RecoveryAction
-from appliance.services.transactions import Transactions
-from appliance.storage import LocalArtifactStore
+from appliance.storage import LocalArtifactStore, S3ArtifactStore
+from appliance.storage.base import ArtifactKind, Storage
 from appliance.worker.context import WorkerContext
 from appliance.worker.recovery import recover_interrupted
-from appliance.worker.runner import run_worker
 from tests.fixtures.postgres import TestDatabase
+from tests.fixtures.s3 import S3Server
+from tests.fixtures.worker import build_of, drain, log_runs, submit
 
 SPEC = "name: demo\ndependencies:\n  - kiln-demo-tool\n"
-
-
-def submit(sessions: sessionmaker[Session], settings: BuildSettings, force: bool = False) -> int:
-    with sessions.begin() as session:
-        return submit_specification(
-            session,
-            namespace="default",
-            specification=parse_specification(SPEC),
-            settings=settings,
-            force=force,
-        ).build_id
-
-
-def drain(database: TestDatabase, settings: BuildSettings, storage: LocalArtifactStore) -> None:
-    asyncio.run(
-        run_worker(
-            database_url=database.url,
-            conninfo=database.conninfo,
-            build_settings=settings,
-            storage=storage,
-            settings=WorkerSettings(concurrency=2),
-            wait=False,
-        )
-    )
 
 
 def job(sessions: sessionmaker[Session], job_id: int | None) -> tuple[str, dict[str, int], int]:
@@ -102,10 +76,7 @@ def building(
         )
         job_id = build.job_id
     on_a_dead_worker(sessions, job_id, silent_for=silent_for)
-    with sessions() as session:
-        build = session.get_one(Build, build_id)
-        session.expunge(build)
-        return build
+    return build_of(sessions, build_id)
 
 
 def half_built(settings: BuildSettings, build: Build) -> Path:
@@ -115,38 +86,18 @@ def half_built(settings: BuildSettings, build: Build) -> Path:
     return prefix
 
 
-def recover(
-    database: TestDatabase, settings: BuildSettings, storage: LocalArtifactStore, rounds: int = 1
-) -> list[RecoveredBuild]:
+def recover(database: TestDatabase, worker: WorkerContext, rounds: int = 1) -> list[RecoveredBuild]:
     """Run ``rounds`` recoveries at once, as workers do at start and periodically."""
 
     async def main() -> list[RecoveredBuild]:
-        engine = create_engine(database.url, application_name="kiln-tests")
-        context = WorkerContext(
-            transactions=Transactions(engine),
-            builder=Builder(settings, storage, repodata_gateway(settings.repodata_cache)),
-            name="test:1",
-            platform="linux-64",
-            stalled_after=10,
-        )
         app = make_app(database.conninfo)
-        try:
-            async with app.open_async():
-                results = await asyncio.gather(
-                    *(recover_interrupted(context, app.job_manager) for _ in range(rounds))
-                )
-        finally:
-            engine.dispose()
+        async with app.open_async():
+            results = await asyncio.gather(
+                *(recover_interrupted(worker, app.job_manager) for _ in range(rounds))
+            )
         return [outcome for result in results for outcome in result]
 
     return asyncio.run(main())
-
-
-def state(sessions: sessionmaker[Session], build_id: int) -> Build:
-    with sessions() as session:
-        build = session.get_one(Build, build_id)
-        session.expunge(build)
-        return build
 
 
 def test_a_build_on_a_silent_worker_is_retried_once_into_an_empty_prefix(
@@ -154,12 +105,13 @@ def test_a_build_on_a_silent_worker_is_retried_once_into_an_empty_prefix(
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
     local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build = building(db_sessions, submit(db_sessions, build_settings))
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC))
     prefix = half_built(build_settings, build)
-    [outcome] = recover(database, build_settings, local_storage)
+    [outcome] = recover(database, worker_context)
     assert (outcome.action, outcome.attempt) == (RecoveryAction.RETRIED, 1)
-    retried = state(db_sessions, build.id)
+    retried = build_of(db_sessions, build.id)
     assert retried.status == BuildStatus.QUEUED
     assert retried.status_info == (
         "retrying (attempt 2 of 2): the worker gone:1 stopped responding during attempt 1"
@@ -170,22 +122,61 @@ def test_a_build_on_a_silent_worker_is_retried_once_into_an_empty_prefix(
     assert job(db_sessions, retried.job_id)[:2] == ("todo", {"build_id": build.id, "attempt": 2})
 
     drain(database, build_settings, local_storage)
-    done = state(db_sessions, build.id)
+    done = build_of(db_sessions, build.id)
     assert done.status == BuildStatus.COMPLETED, done.status_info
     assert done.status_info == "completed on attempt 2"
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def artifact_storage(request: pytest.FixtureRequest, local_storage: LocalArtifactStore) -> Storage:
+    """Each kind of artifact storage: local files append in place, S3 rewrites the object."""
+    if request.param == "local":
+        return local_storage
+    server: S3Server = request.getfixturevalue("s3_bucket")
+    return S3ArtifactStore(
+        internal_endpoint=server.endpoint, access_key=server.access_key,
+        secret_key=server.secret_key, region=server.region, bucket_name=server.bucket,
+        secure=False,
+    )  # fmt: skip
+
+
+def test_a_retried_build_continues_the_log_of_its_interrupted_attempt(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    worker_context: WorkerContext,
+    artifact_storage: Storage,
+) -> None:
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC))
+    # What attempt 1 had written when its worker died.
+    interrupted = "2026-11-25T18:00:00Z [install] linking kiln-demo-lib 1.0.0\n"
+    artifact_storage.put(ArtifactKind.LOGS.storage_key(build.build_key), interrupted.encode())
+    [outcome] = recover(database, worker_context)
+    assert outcome.action == RecoveryAction.RETRIED
+
+    drain(database, build_settings, artifact_storage)
+    assert build_of(db_sessions, build.id).status == BuildStatus.COMPLETED
+    [(_, first_attempt), (separator, second_attempt)] = log_runs(artifact_storage, build.build_key)
+    assert first_attempt == interrupted
+    assert separator == (
+        "--- attempt 2 (previous attempt interrupted: retrying (attempt 2 of 2): the worker "
+        "gone:1 stopped responding during attempt 1) ---"
+    )
+    assert second_attempt.count("--- install ---") == 1
+    assert second_attempt.rstrip().endswith(f"build {build.id} completed")
 
 
 def test_a_second_interruption_fails_the_build_with_the_reason(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build = building(db_sessions, submit(db_sessions, build_settings), attempt=2)
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC), attempt=2)
     prefix = half_built(build_settings, build)
-    [outcome] = recover(database, build_settings, local_storage)
+    [outcome] = recover(database, worker_context)
     assert outcome.action == RecoveryAction.FAILED
-    failed = state(db_sessions, build.id)
+    failed = build_of(db_sessions, build.id)
     assert failed.status == BuildStatus.FAILED
     assert "the worker gone:1 stopped responding during attempt 2 of 2" in (
         failed.status_info or ""
@@ -200,26 +191,26 @@ def test_a_build_whose_cancel_was_requested_is_canceled_not_retried(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build = building(db_sessions, submit(db_sessions, build_settings))
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC))
     with db_sessions.begin() as session:
         request_cancel(session, build.id)  # nobody is left to stop it
-    [outcome] = recover(database, build_settings, local_storage)
+    [outcome] = recover(database, worker_context)
     assert outcome.action == RecoveryAction.CANCELED
-    assert state(db_sessions, build.id).status == BuildStatus.CANCELED
+    assert build_of(db_sessions, build.id).status == BuildStatus.CANCELED
 
 
 def test_a_build_on_a_worker_that_still_answers_is_left_alone(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build = building(db_sessions, submit(db_sessions, build_settings), silent_for=1)
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC), silent_for=1)
     prefix = half_built(build_settings, build)
-    assert recover(database, build_settings, local_storage) == []
-    assert state(db_sessions, build.id).status == BuildStatus.BUILDING
+    assert recover(database, worker_context) == []
+    assert build_of(db_sessions, build.id).status == BuildStatus.BUILDING
     assert prefix.exists()
 
 
@@ -227,14 +218,14 @@ def test_a_build_whose_job_ended_without_recording_it_is_retried(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build = building(db_sessions, submit(db_sessions, build_settings), silent_for=0)
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC), silent_for=0)
     with db_sessions.begin() as session:  # e.g. the database failed as the worker recorded it
         session.execute(
             text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)"), {"id": build.job_id}
         )
-    [outcome] = recover(database, build_settings, local_storage)
+    [outcome] = recover(database, worker_context)
     assert outcome.action == RecoveryAction.RETRIED
     assert "its job ended (failed) without recording a result" in outcome.reason
 
@@ -243,17 +234,17 @@ def test_a_queued_build_whose_job_was_cancelled_is_canceled(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build_id = submit(db_sessions, build_settings)
+    build_id = submit(db_sessions, build_settings, SPEC)
     with db_sessions.begin() as session:  # cancelled from Procrastinate's own tools
         job_id = session.get_one(Build, build_id).job_id
         session.execute(
             text("SELECT procrastinate_cancel_job_v1(:id, false, false)"), {"id": job_id}
         )
-    [outcome] = recover(database, build_settings, local_storage)
+    [outcome] = recover(database, worker_context)
     assert outcome.action == RecoveryAction.CANCELED
-    assert state(db_sessions, build_id).status_info == "canceled; its job was cancelled"
+    assert build_of(db_sessions, build_id).status_info == "canceled; its job was cancelled"
 
 
 def test_the_environment_link_goes_back_to_the_current_build_if_it_moved_to_the_dead_one(
@@ -261,18 +252,19 @@ def test_the_environment_link_goes_back_to_the_current_build_if_it_moved_to_the_
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
     local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    current_id = submit(db_sessions, build_settings)
+    current_id = submit(db_sessions, build_settings, SPEC)
     drain(database, build_settings, local_storage)
-    current = state(db_sessions, current_id)
+    current = build_of(db_sessions, current_id)
     link = build_settings.store_directory / "default" / "envs" / "demo"
     assert link.resolve() == (build_settings.store_directory / "default" / current.build_key)
 
     # The worker of a rebuild died after moving the link, before recording the build.
-    build = building(db_sessions, submit(db_sessions, build_settings, force=True))
+    build = building(db_sessions, submit(db_sessions, build_settings, SPEC, force=True))
     prefix = half_built(build_settings, build)
     point_environment_at(link, prefix)
-    [outcome] = recover(database, build_settings, local_storage)
+    [outcome] = recover(database, worker_context)
     assert outcome.action == RecoveryAction.RETRIED
     assert link.resolve() == (build_settings.store_directory / "default" / current.build_key)
     assert not prefix.exists()
@@ -282,12 +274,13 @@ def test_concurrent_recoveries_handle_each_build_once(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
     builds = [
-        building(db_sessions, submit(db_sessions, build_settings, force=True)) for _ in range(4)
+        building(db_sessions, submit(db_sessions, build_settings, SPEC, force=True))
+        for _ in range(4)
     ]
-    outcomes = recover(database, build_settings, local_storage, rounds=3)
+    outcomes = recover(database, worker_context, rounds=3)
     assert sorted(o.build_id for o in outcomes) == sorted(b.id for b in builds)
     with db_sessions() as session:
         waiting = session.execute(
@@ -300,9 +293,9 @@ def test_a_stalled_upkeep_job_is_retried_once_then_failed(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
-    local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build_id = submit(db_sessions, build_settings)
+    build_id = submit(db_sessions, build_settings, SPEC)
     with db_sessions.begin() as session:
         request_cancel(session, build_id)
         delete_build(session, build_id)
@@ -310,10 +303,10 @@ def test_a_stalled_upkeep_job_is_retried_once_then_failed(
             text("SELECT id FROM procrastinate_jobs WHERE task_name = 'kiln.delete_build'")
         ).scalar_one()
     on_a_dead_worker(db_sessions, deletion)
-    assert recover(database, build_settings, local_storage) == []
+    assert recover(database, worker_context) == []
     assert job(db_sessions, deletion)[0::2] == ("todo", 1)
     on_a_dead_worker(db_sessions, deletion)
-    recover(database, build_settings, local_storage)
+    recover(database, worker_context)
     assert job(db_sessions, deletion)[0] == "failed"
 
 
@@ -322,8 +315,9 @@ def test_recovery_never_touches_finished_builds(
     db_sessions: sessionmaker[Session],
     build_settings: BuildSettings,
     local_storage: LocalArtifactStore,
+    worker_context: WorkerContext,
 ) -> None:
-    build_id = submit(db_sessions, build_settings)
+    build_id = submit(db_sessions, build_settings, SPEC)
     drain(database, build_settings, local_storage)
-    assert recover(database, build_settings, local_storage) == []
-    assert state(db_sessions, build_id).status == BuildStatus.COMPLETED
+    assert recover(database, worker_context) == []
+    assert build_of(db_sessions, build_id).status == BuildStatus.COMPLETED

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance.builder.pipeline import Builder
 from appliance.builder.settings import BuildSettings
-from appliance.builder.solve import repodata_gateway
-from appliance.db.engine import create_engine
 from appliance.db.enums import BuildStatus
 from appliance.db.models import (
     Build,
@@ -31,43 +27,29 @@ from appliance.db.models import (
     StorageSample,
 )
 from appliance.queue.app import WorkerSettings
-from appliance.services.transactions import Transactions
 from appliance.storage import LocalArtifactStore
 from appliance.worker import upkeep
 from appliance.worker.context import WorkerContext
-from appliance.worker.runner import run_worker
 from appliance.worker.settings import UpkeepSettings
 from tests.fixtures.postgres import TestDatabase
+from tests.fixtures.worker import InProcessWorker, wait_for
 
 Upkeep = Callable[[UpkeepSettings, Callable[[WorkerContext], Awaitable[Any]]], Any]
 
 
 @pytest.fixture
-def run_with_worker(
-    database: TestDatabase, build_settings: BuildSettings, local_storage: LocalArtifactStore
-) -> Iterator[Upkeep]:
+def run_with_worker(worker_context: WorkerContext) -> Upkeep:
     """Run one upkeep function with a worker's context on the test database."""
-    engine = create_engine(database.url, application_name="kiln-tests")
 
     def run(settings: UpkeepSettings, work: Callable[[WorkerContext], Awaitable[Any]]) -> Any:
-        context = WorkerContext(
-            transactions=Transactions(engine),
-            builder=Builder(
-                build_settings, local_storage, repodata_gateway(build_settings.repodata_cache)
-            ),
-            name="test:1",
-            platform="linux-64",
-            upkeep=settings,
-            host="test-host",
-        )
+        context = replace(worker_context, upkeep=settings)
 
         async def main() -> Any:
             return await work(context)
 
         return asyncio.run(main())
 
-    yield run
-    engine.dispose()
+    return run
 
 
 def counts(sessions: sessionmaker[Session]) -> tuple[int, int]:
@@ -199,13 +181,6 @@ def test_a_storage_sample_records_the_store_and_its_builds(
     assert sample.disk_total > 0 and sample.disk_free > 0 and sample.store_size == 0
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_a_long_running_worker_runs_its_upkeep_at_start(
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
@@ -215,24 +190,12 @@ def test_a_long_running_worker_runs_its_upkeep_at_start(
     tmp_path: Path,
 ) -> None:
     write(tmp_path / "tool.yml", "tool", "kiln-demo-tool")
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-    worker = run_worker(
-        database_url=database.url,
-        conninfo=database.conninfo,
-        build_settings=build_settings,
-        storage=local_storage,
-        settings=WorkerSettings(concurrency=1),
-        upkeep=UpkeepSettings(
-            watch_paths=(tmp_path,),
-            indexed_channels=(str(demo_channel),),
-            index_platforms=("noarch",),
-        ),
-        stop=stop,
+    watching = UpkeepSettings(
+        watch_paths=(tmp_path,), indexed_channels=(str(demo_channel),), index_platforms=("noarch",)
     )
-    thread = threading.Thread(target=loop.run_until_complete, args=(worker,))
-    thread.start()
-    try:
+    with InProcessWorker(
+        database, build_settings, local_storage, upkeep=watching, jobs=WorkerSettings(concurrency=1)
+    ):
         wait_for(
             lambda: [b.status for b in builds_of(db_sessions, "tool")] == [BuildStatus.COMPLETED],
             20,
@@ -241,8 +204,3 @@ def test_a_long_running_worker_runs_its_upkeep_at_start(
         wait_for(lambda: counts(db_sessions)[1] > 0, 10, "the channel refresh")
         with db_sessions() as session:
             assert session.scalar(select(func.count()).select_from(StorageSample)) == 1
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
-    assert not thread.is_alive()

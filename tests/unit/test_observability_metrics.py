@@ -9,28 +9,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from appliance.observability.cluster import ClusterSnapshot, StoreUsage, WorkerHeartbeat
 from appliance.observability.exposition import CONTENT_TYPE, render
 from appliance.observability.metrics import observe_build, observe_request
 from appliance.observability.multiprocess import multiprocess_directory
+from tests.fixtures.metrics import parse, value
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def parse(body: bytes) -> list[Sample]:
-    families = list(text_string_to_metric_families(body.decode()))
-    for family in families:
-        assert family.documentation, f"{family.name} has no HELP"
-        assert family.type != "unknown", f"{family.name} has no TYPE"
-    return [sample for family in families for sample in family.samples]
-
-
-def value(found: list[Sample], name: str, **labels: str) -> float | None:
-    matching = [s.value for s in found if s.name == name and labels.items() <= s.labels.items()]
-    return sum(matching) if matching else None
 
 
 def scrape(snapshot: ClusterSnapshot | None = None) -> list[Sample]:
