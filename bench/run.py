@@ -1,8 +1,10 @@
-"""``make bench``: Kiln's build-engine benchmarks, each against a baseline measured in the same run.
+"""``make bench``: Kiln's benchmarks, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/run.py [install] [pack] [solve]
+    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve]
 
-With no arguments all three run. Each benchmark prints its detail lines and one summary line per
+With no arguments all of them run: the build engine (``install``, ``pack``, ``solve``) and the
+control plane (``queue``: submit-to-BUILDING latency; ``serve``: ``kiln serve`` start-up and
+idle memory). Each benchmark prints its detail lines and one summary line per
 figure (``install  kiln 61.2ms  baseline(cp -al) 35.0ms  ratio 1.75x  budget 3x  OK``); a final
 table repeats them with minimums. Budgets are reported, never enforced: the exit status is 0 when
 every benchmark measured, even over budget, and 1 when one broke (its traceback is printed and the
@@ -31,11 +33,27 @@ from measure import Result, show
 #: Where generated benchmark data is kept between runs.
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 
+
+def _queue(scratch: Path) -> list[Result]:
+    # The control-plane benchmarks load the database stack: only when they run.
+    import queue_latency
+
+    return queue_latency.run(scratch)
+
+
+def _serve(scratch: Path) -> list[Result]:
+    import serve_start
+
+    return serve_start.run(scratch)
+
+
 #: Every benchmark, in the order they run; each takes a fresh scratch directory.
 BENCHMARKS: dict[str, Callable[[Path], list[Result]]] = {
     "install": install.run,
     "pack": pack.run,
     "solve": lambda _scratch: solve.run(CACHE_DIR),
+    "queue": _queue,
+    "serve": _serve,
 }
 
 
