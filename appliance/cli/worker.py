@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_from_args(args)
     location = database_location(config)
     # Both were checked already: the options by their parser, the traits by their bounds.
-    concurrency = args.concurrency or config.worker.concurrency or 4
+    concurrency = args.concurrency or config.worker.effective_concurrency()
     drain_timeout = args.drain_timeout
     if drain_timeout is None:
         drain_timeout = config.supervisor.drain_timeout

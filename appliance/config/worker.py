@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from traitlets import Integer, List
 
 from appliance.config.base import (
@@ -49,6 +51,10 @@ class CondaStoreWorker(KilnConfigurable):
         Example: c.CondaStoreWorker.concurrency = 2
         """,
     ).tag(config=True, **{DEFAULT_TEXT: "None (the number of CPUs)"})
+
+    def effective_concurrency(self) -> int:
+        """``concurrency``, or the number of CPUs when it is unset."""
+        return self.concurrency or os.cpu_count() or 1
 
     config_file = obsolete_option(
         "pass --config FILE to kiln, or put kiln_config.py in the data dir",

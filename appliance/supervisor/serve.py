@@ -185,7 +185,7 @@ class Appliance:
             f"  database   {display_url(self.database_url)}"
             + ("  (managed)" if self.postgres else ""),
             f"  workers    {self.config.supervisor.workers} x "
-            f"{self.config.worker.concurrency or 4} builds at a time",
+            f"{self.config.worker.effective_concurrency()} builds at a time",
         ]
         if self.setup_token:
             lines += [

@@ -8,14 +8,17 @@ of those 204 answers from the route the request matched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 
 class AllowHeader(ASGIMiddleware):
     """Set ``Allow`` on OPTIONS answers to every method of the matched route."""
+
+    scopes = (ScopeType.HTTP,)
 
     def __init__(self) -> None:
         self._methods: dict[str, bytes] | None = None
@@ -30,7 +33,7 @@ class AllowHeader(ASGIMiddleware):
         return self._methods.get(str(scope.get("path_template", "")))
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+        if cast(HTTPScope, scope)["method"] != "OPTIONS":
             await next_app(scope, receive, send)
             return
 
