@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from appliance.db.migrate import MigrationReport
 
+from appliance.cli.options import quiet_alembic
+
 logger = logging.getLogger("kiln.migrate")
 
 _Result = TypeVar("_Result")
@@ -52,9 +54,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.log_level != "DEBUG":
-        # Alembic narrates every step at INFO (from import on); Kiln reports what changed.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_alembic(args.log_level)
     # Heavy imports stay here so that `kiln --version` does not pay for them.
     from appliance.cli.database import on_database
     from appliance.config import load_config_from_args
