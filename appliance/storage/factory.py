@@ -8,7 +8,6 @@ from appliance.config.storage import LocalStorage, S3Storage
 from appliance.config.storage import Storage as StorageSection
 from appliance.storage.base import Storage
 from appliance.storage.local import LocalArtifactStore
-from appliance.storage.s3 import S3ArtifactStore
 
 
 def open_storage(section: StorageSection) -> Storage:
@@ -17,6 +16,8 @@ def open_storage(section: StorageSection) -> Storage:
     No I/O happens here; call :meth:`Storage.check` to find configuration problems early.
     """
     if isinstance(section, S3Storage):
+        from appliance.storage.s3 import S3ArtifactStore  # the S3 client is slow to import
+
         return S3ArtifactStore(
             internal_endpoint=section.internal_endpoint,
             external_endpoint=section.external_endpoint or None,
