@@ -8,7 +8,8 @@ from litestar.handlers import HTTPRouteHandler
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
 from appliance.api.envelope import ERROR_RESPONSES
-from appliance.api.v1 import namespaces, status
+from appliance.api.v1 import environments, namespaces, specification, status
+from appliance.api.v2 import environments as environments_v2
 
 
 def document_errors(app: Litestar, prefix: str) -> None:
@@ -26,7 +27,17 @@ def api_routers(context: ApiContext) -> list[Router]:
     """The REST API's routers: ``/api/v1`` and ``/api/v2``."""
     v1 = Router(
         path="/api/v1",
-        route_handlers=[*status.HANDLERS, namespaces.router],
+        route_handlers=[
+            *status.HANDLERS,
+            namespaces.router,
+            environments.router,
+            specification.router(context),
+        ],
         dependencies=dependencies(context),
     )
-    return [v1]
+    v2 = Router(
+        path="/api/v2",
+        route_handlers=[environments_v2.router],
+        dependencies=dependencies(context),
+    )
+    return [v1, v2]

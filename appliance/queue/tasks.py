@@ -41,6 +41,11 @@ DELETE_ENVIRONMENT = TaskName("kiln.delete_environment", UPKEEP_QUEUE)
 #: Remove a deleted namespace: each of its environments, then the row: ``{"namespace_id": int}``.
 DELETE_NAMESPACE = TaskName("kiln.delete_namespace", UPKEEP_QUEUE)
 
+#: Point an environment's ``envs/<name>`` link at its current build (after the current build
+#: was switched): ``{"environment_id": int}``. Runs under :func:`environment_lock`, so it never
+#: overlaps the environment's deletion.
+UPDATE_ENVIRONMENT = TaskName("kiln.update_environment", UPKEEP_QUEUE)
+
 #: Find builds whose worker stopped responding (or whose job ended without them) and retry or
 #: fail them; also retry or fail stalled upkeep jobs. Periodic.
 RECOVER_BUILDS = TaskName("kiln.recover_builds", UPKEEP_QUEUE)

@@ -86,7 +86,10 @@ class BuildArtifact(msgspec.Struct, kw_only=True):
 
 
 class Build(msgspec.Struct, kw_only=True):
-    """A build. Listings leave out ``specification`` and ``build_artifacts`` (None)."""
+    """A build. Listings leave out ``specification`` and ``build_artifacts`` (None).
+
+    ``status_info`` says why a build failed or was canceled. Times are UTC.
+    """
 
     id: int
     environment_id: int
@@ -98,6 +101,9 @@ class Build(msgspec.Struct, kw_only=True):
     ended_on: datetime | None
     specification: Specification | None = None
     build_artifacts: list[BuildArtifact] | None = None
+    #: When the build was deleted (its prefix and most artifacts are gone); None while it is
+    #: not. conda-store listed deleted builds without saying so.
+    deleted_on: datetime | None = None
 
 
 class ChannelRef(msgspec.Struct, kw_only=True):
@@ -155,3 +161,87 @@ class BuildQueued(msgspec.Struct, kw_only=True):
     """The build a submission or rebuild queued (or found already built)."""
 
     build_id: int
+
+
+class SolvedPackage(msgspec.Struct, kw_only=True):
+    """A conda package a solve chose (``GET /api/v1/specification/``). conda-store's client
+    reads ``name``, ``version``, ``channel_id`` and ``size``; ``channel_id`` is None for a
+    channel Kiln has not recorded yet (``channel`` always names it)."""
+
+    name: str
+    version: str
+    build: str
+    build_number: int
+    channel: str
+    channel_id: int | None
+    subdir: str
+    filename: str
+    url: str
+    size: int | None
+    sha256: str | None
+    md5: str | None
+    license: str | None
+    depends: list[str]
+    constrains: list[str]
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    """Effective settings of a level (``GET /api/v1/setting/[ns/[env/]]``): conda-store's
+    ``CondaStore`` option names, each from the most specific level that sets it
+    (appliance.services.settings)."""
+
+    build_artifacts: list[str]
+    conda_solve_platforms: list[str]
+    conda_default_channels: list[str]
+    conda_allowed_channels: list[str]
+    conda_default_packages: list[str]
+    conda_required_packages: list[str]
+    conda_included_packages: list[str]
+    pypi_default_packages: list[str]
+    pypi_required_packages: list[str]
+    pypi_included_packages: list[str]
+    conda_channel_alias: str
+    conda_max_solve_time: int
+    default_uid: int | None
+    default_gid: int | None
+    default_permissions: str | None
+    build_artifacts_kept_on_deletion: list[str]
+    conda_platforms: list[str]
+    conda_indexed_channels: list[str]
+    default_namespace: str
+    filesystem_namespace: str
+    storage_threshold: int
+
+
+class TokenInfo(msgspec.Struct, kw_only=True):
+    """An issued token as listed (``GET /api/v1/token/``); never the token itself."""
+
+    id: str
+    name: str
+    username: str | None
+    primary_namespace: str | None
+    role_bindings: dict[str, list[str]]
+    created_on: datetime
+    expires_on: datetime | None
+    last_used: datetime | None
+    revoked_on: datetime | None
+    #: Whether this is the token that made the request.
+    current: bool = False
+
+
+class Account(msgspec.Struct, kw_only=True):
+    """A user account (never its password hash)."""
+
+    id: int
+    username: str
+    is_admin: bool
+    disabled: bool
+    has_password: bool
+    created_on: datetime
+    last_login: datetime | None
+
+
+class LoginRedirect(msgspec.Struct, kw_only=True):
+    """Where a browser goes after logging in (``POST /login/``)."""
+
+    redirect_url: str

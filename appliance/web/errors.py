@@ -56,6 +56,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_token": HTTP_401_UNAUTHORIZED,
     "forbidden": HTTP_403_FORBIDDEN,
     "conflict": HTTP_409_CONFLICT,
+    "busy": HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -80,7 +81,12 @@ def kiln_error(request: Request[Any, Any, Any], error: KilnError) -> Response[di
     status = status_of(error)
     if status >= HTTP_500_INTERNAL_SERVER_ERROR:
         logger.warning("%s %s: %s", request.method, request.url.path, error.message)
-    return Response(error_body(error.message, error.code), status_code=status)
+    extra: dict[str, Any] = {}
+    if isinstance(error, SpecificationError):
+        # Where in the submitted specification the problem is, when known.
+        where = {"field": error.field, "line": error.line}
+        extra = {key: value for key, value in where.items() if value is not None}
+    return Response(error_body(error.message, error.code, **extra), status_code=status)
 
 
 def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:

@@ -26,12 +26,14 @@ from appliance.queue.tasks import (
     RECOVER_BUILDS,
     REFRESH_CHANNELS,
     SAMPLE_STORAGE,
+    UPDATE_ENVIRONMENT,
     WATCH_PATHS,
     host_queue,
 )
 from appliance.worker import deletion, upkeep
 from appliance.worker.building import BuildJob, StopReason, run_build
 from appliance.worker.context import WorkerContext
+from appliance.worker.environments import point_at_current_build
 from appliance.worker.recovery import recover_interrupted
 from appliance.worker.settings import (
     RECOVER_SCHEDULE,
@@ -94,6 +96,10 @@ def register_tasks(
     @app.task(name=DELETE_NAMESPACE.name, queue=DELETE_NAMESPACE.queue, retry=DELETION_RETRY)
     async def delete_namespace(namespace_id: int) -> None:
         await deletion.remove_deleted_namespace(worker, namespace_id)
+
+    @app.task(name=UPDATE_ENVIRONMENT.name, queue=UPDATE_ENVIRONMENT.queue)
+    async def update_environment(environment_id: int) -> None:
+        await point_at_current_build(worker, environment_id)
 
     @app.task(
         name=RECOVER_BUILDS.name,
