@@ -48,7 +48,7 @@ async def list_namespaces(
         max_page_size=context.settings.max_page_size,
         sort_keys=namespaces.NAMESPACE_SORT_KEYS,
     )
-    listing = await context.db.run(namespaces.list_namespaces, caller, request)
+    listing = await context.db.read(namespaces.list_namespaces, caller, request)
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)
 
 
@@ -56,7 +56,7 @@ async def list_namespaces(
 async def get_namespace(
     context: Context, caller: Who, namespace: FromPath[str]
 ) -> Ok[wire.NamespaceDetail]:
-    return Ok(data=await context.db.run(namespaces.get_namespace, caller, namespace))
+    return Ok(data=await context.db.read(namespaces.get_namespace, caller, namespace))
 
 
 @post(
@@ -116,7 +116,7 @@ async def delete_namespace(context: Context, caller: Who, namespace: FromPath[st
 async def list_namespace_roles(
     context: Context, caller: Who, namespace: FromPath[str]
 ) -> Ok[list[wire.NamespaceRoleGrant]]:
-    return Ok(data=await context.db.run(namespaces.list_role_grants, caller, namespace))
+    return Ok(data=await context.db.read(namespaces.list_role_grants, caller, namespace))
 
 
 @delete(
@@ -139,7 +139,7 @@ async def get_namespace_role(
     namespace: FromPath[str],
     other_namespace: FromQuery[str],
 ) -> Ok[wire.NamespaceRoleGrant]:
-    grant = await context.db.run(namespaces.get_role_grant, caller, namespace, other_namespace)
+    grant = await context.db.read(namespaces.get_role_grant, caller, namespace, other_namespace)
     return Ok(data=grant)
 
 
