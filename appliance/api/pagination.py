@@ -16,6 +16,10 @@ from litestar.params import QueryParameter
 
 from appliance.services.listing import PageRequest
 
+#: Highest page number accepted: any larger one would overflow the database's 64-bit offset
+#: (and no listing has that many pages).
+MAX_PAGE = 2**31
+
 #: Query parameter types of v1 listings (documented and checked by Litestar too).
 PageNumber: TypeAlias = Annotated[int, QueryParameter(ge=1, description="page number, from 1")]
 PageSize: TypeAlias = Annotated[
@@ -39,6 +43,8 @@ def page_request(
     """Checked listing parameters; raises a 400 naming the bad parameter and what is allowed."""
     if page < 1:
         raise ValidationException(f"page must be 1 or more, not {page}")
+    if page > MAX_PAGE:
+        raise ValidationException(f"page must be at most {MAX_PAGE}, not {page}")
     if size is not None and size < 1:
         raise ValidationException(f"size must be 1 or more, not {size}")
     keys = [key for item in sort_by or () for key in item.split(",") if key]

@@ -8,7 +8,15 @@ from litestar.handlers import HTTPRouteHandler
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
 from appliance.api.envelope import ERROR_RESPONSES
-from appliance.api.v1 import environments, namespaces, specification, status
+from appliance.api.v1 import (
+    artifacts,
+    builds,
+    channels,
+    environments,
+    namespaces,
+    specification,
+    status,
+)
 from appliance.api.v2 import environments as environments_v2
 
 
@@ -32,6 +40,9 @@ def api_routers(context: ApiContext) -> list[Router]:
             namespaces.router,
             environments.router,
             specification.router(context),
+            builds.router,
+            *artifacts.HANDLERS,
+            *channels.HANDLERS,
         ],
         dependencies=dependencies(context),
     )

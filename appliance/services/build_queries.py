@@ -1,0 +1,376 @@
+"""What callers of the API do with builds: list, read, rebuild, cancel and delete them.
+
+Each use case looks the build up with its environment and namespace and checks the caller's
+permission on ``<namespace>/<environment>`` (appliance.services.access) before anything else
+happens:
+
+- read a build (``GET /build/{id}/``, its packages and artifacts): ``environment::read``;
+- rebuild it (``PUT /build/{id}/``): ``environment::update``;
+- cancel it: ``build::cancel``; delete it: ``build::delete``.
+
+A build id that is unknown, or whose environment or namespace was deleted, is
+:class:`~appliance.services.builds.BuildNotFound` (404) for everyone. A build that was deleted
+on its own (``DELETE /build/{id}/``) stays readable, with its ``deleted_on`` set, until its
+environment is deleted: conda-store listed such builds too, but without saying they were
+deleted.
+
+The rules of cancel and delete are :mod:`appliance.services.builds`'s; this module adds the
+permission checks. A rebuild is a new QUEUED build of the *same stored specification* in the
+same environment (conda-store's rule), with its job deferred in the same transaction; the
+server's channel and package policy are not applied again (the worker still refuses channels
+that are no longer allowed, with the reason in the build's status).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.orm import Session
+
+from appliance.auth.rbac import Permission
+from appliance.builder.pipeline import BuildRequest
+from appliance.builder.settings import BuildSettings
+from appliance.common.errors import KilnError
+from appliance.db.enums import BuildArtifactType, BuildStatus
+from appliance.db.models import (
+    Build,
+    BuildArtifact,
+    BuildPipPackage,
+    CondaPackage,
+    CondaPackageBuild,
+    Environment,
+    Namespace,
+    build_conda_package_build,
+    next_build_id,
+)
+from appliance.queue.tasks import BUILD, build_lock
+from appliance.schemas import api as wire
+from appliance.schemas.lockfile import LockfileSpec
+from appliance.schemas.specification import EnvironmentSpec, specification_from_dict
+from appliance.services.access import Caller
+from appliance.services.builds import (
+    BuildConflict,
+    BuildNotFound,
+    defer_job,
+    delete_build,
+    request_cancel,
+)
+from appliance.services.listing import Listing, PageRequest, paginate
+
+#: Sort keys of ``GET /build/`` (conda-store's), ``id`` by default.
+BUILD_SORT_KEYS = ("id", "started_on", "scheduled_on", "ended_on")
+
+#: Largest id a database row can have (ids are BIGINT); larger ones name no build.
+MAX_ID = 2**63 - 1
+
+#: Longest text a filter accepts (names are at most 255 characters).
+MAX_FILTER_LENGTH = 255
+
+#: Most ``packages`` one listing may filter on.
+MAX_PACKAGE_FILTERS = 32
+
+#: conda-store's artifact types Kiln never produces: accepted as filters, matching nothing
+#: (as in the environment listings).
+FOREIGN_ARTIFACT_TYPES = frozenset(
+    {"DOCKER_MANIFEST", "DOCKER_BLOB", "CONTAINER_REGISTRY", "CONSTRUCTOR_INSTALLER"}
+)
+
+_PIP_SEPARATORS = re.compile(r"[-_.]+")
+
+
+class InvalidFilter(KilnError):
+    """A listing filter has a value that is not allowed; the message says which and why."""
+
+    code = "invalid_filter"
+
+
+def check_text(parameter: str, value: str | None) -> str | None:
+    """``value`` if it can be a filter on names; raises :class:`InvalidFilter` otherwise
+    (longer than any name, or holding a NUL character, which PostgreSQL text cannot)."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise InvalidFilter(f"{parameter} must not contain a NUL character")
+    if len(value) > MAX_FILTER_LENGTH:
+        raise InvalidFilter(
+            f"{parameter} is {len(value)} characters long; at most {MAX_FILTER_LENGTH} are allowed"
+        )
+    return value
+
+
+def check_id(build_id: int) -> int:
+    """``build_id`` if it can name a build; :class:`BuildNotFound` otherwise."""
+    if not 0 < build_id <= MAX_ID:
+        raise BuildNotFound(f"build {build_id} does not exist")
+    return build_id
+
+
+@dataclass(frozen=True)
+class BuildFilters:
+    """The filters of ``GET /build/``; every one given must hold.
+
+    ``packages``: names of packages that must *all* be installed in the build (a conda package
+    name, or a pip project name in any spelling PEP 503 considers equal; at most
+    :data:`MAX_PACKAGE_FILTERS`). ``artifact``: an artifact type the build must have
+    (conda-store's types Kiln never produces are accepted and match nothing, see
+    :data:`FOREIGN_ARTIFACT_TYPES`). ``name`` and ``namespace`` are the environment's and
+    namespace's exact names.
+    """
+
+    status: str | None = None
+    packages: Sequence[str] = ()
+    artifact: str | None = None
+    environment_id: int | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+
+def _status(value: str) -> BuildStatus:
+    try:
+        return BuildStatus(value.upper())
+    except ValueError:
+        raise InvalidFilter(
+            f"status {value!r} is not a build status; allowed: {', '.join(BuildStatus)}"
+        ) from None
+
+
+def _artifact_type(value: str) -> BuildArtifactType | None:
+    name = value.upper()
+    if name in FOREIGN_ARTIFACT_TYPES:
+        return None
+    try:
+        return BuildArtifactType(name)
+    except ValueError:
+        allowed = [*BuildArtifactType, *sorted(FOREIGN_ARTIFACT_TYPES)]
+        raise InvalidFilter(
+            f"artifact {value!r} is not an artifact type; allowed: {', '.join(allowed)}"
+        ) from None
+
+
+def _has_package(name: str) -> ColumnElement[bool]:
+    """SQL: the build installed ``name`` (a conda package, or a pip project)."""
+    conda = exists(
+        select(build_conda_package_build.c.build_id)
+        .join(
+            CondaPackageBuild,
+            CondaPackageBuild.id == build_conda_package_build.c.conda_package_build_id,
+        )
+        .join(CondaPackage, CondaPackage.id == CondaPackageBuild.package_id)
+        .where(build_conda_package_build.c.build_id == Build.id, CondaPackage.name == name)
+    )
+    pip = exists(
+        select(BuildPipPackage.id).where(
+            BuildPipPackage.build_id == Build.id,
+            BuildPipPackage.name == _PIP_SEPARATORS.sub("-", name).lower(),
+        )
+    )
+    return or_(conda, pip)
+
+
+def _conditions(filters: BuildFilters) -> list[ColumnElement[bool]]:
+    """SQL conditions of ``filters``; raises :class:`InvalidFilter` for a bad value. Empty
+    texts filter nothing (conda-store's UI sends ``namespace=&name=`` before a choice)."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.status:
+        conditions.append(Build.status == _status(filters.status))
+    if filters.environment_id is not None:
+        if not 0 < filters.environment_id <= MAX_ID:
+            raise InvalidFilter(
+                f"environment_id must be a positive integer, not {filters.environment_id}"
+            )
+        conditions.append(Build.environment_id == filters.environment_id)
+    if check_text("name", filters.name):
+        conditions.append(Environment.name == filters.name)
+    if check_text("namespace", filters.namespace):
+        conditions.append(Namespace.name == filters.namespace)
+    if check_text("artifact", filters.artifact):
+        kind = _artifact_type(filters.artifact or "")
+        if kind is None:
+            conditions.append(Build.id.is_(None))  # a type Kiln never produces
+        else:
+            conditions.append(
+                exists(
+                    select(BuildArtifact.id).where(
+                        BuildArtifact.build_id == Build.id, BuildArtifact.artifact_type == kind
+                    )
+                )
+            )
+    wanted = [name for name in dict.fromkeys(filters.packages) if check_text("packages", name)]
+    if len(wanted) > MAX_PACKAGE_FILTERS:
+        raise InvalidFilter(
+            f"packages names {len(wanted)} packages; at most {MAX_PACKAGE_FILTERS} are allowed"
+        )
+    conditions.extend(_has_package(name) for name in wanted)
+    return conditions
+
+
+_SUMMARY_COLUMNS = (
+    Build.id,
+    Build.environment_id,
+    Build.status,
+    Build.status_info,
+    Build.size,
+    Build.scheduled_on,
+    Build.started_on,
+    Build.ended_on,
+    Build.deleted_on,
+)
+
+
+def _summary(row: Any) -> wire.Build:
+    return wire.Build(
+        id=row.id,
+        environment_id=row.environment_id,
+        status=str(row.status),
+        status_info=row.status_info,
+        size=row.size,
+        scheduled_on=row.scheduled_on,
+        started_on=row.started_on,
+        ended_on=row.ended_on,
+        deleted_on=row.deleted_on,
+    )
+
+
+def list_builds(
+    session: Session, caller: Caller, filters: BuildFilters, page: PageRequest
+) -> Listing[wire.Build]:
+    """One page of the builds of environments the caller has any binding on, deleted builds
+    included (with ``deleted_on``), builds of deleted environments not."""
+    access = caller.access(session)
+    statement = (
+        select(*_SUMMARY_COLUMNS)
+        .join(Environment, Environment.id == Build.environment_id)
+        .join(Namespace, Namespace.id == Environment.namespace_id)
+        .where(
+            Environment.active(),
+            Namespace.active(),
+            access.visible_environments(Namespace.name, Environment.name),
+            *_conditions(filters),
+        )
+    )
+    rows, count = paginate(
+        session,
+        statement,
+        page,
+        sort_columns={key: [getattr(Build, key)] for key in BUILD_SORT_KEYS},
+        default_sort=["id"],
+        tiebreak=Build.id,
+    )
+    return Listing(
+        items=[_summary(row) for row in rows], count=count, page=page.page, size=page.size
+    )
+
+
+@dataclass(frozen=True)
+class FoundBuild:
+    """A build the caller may act on, with the names its permissions were checked on."""
+
+    build: Build
+    namespace: str
+    environment: str
+
+
+def find_build(session: Session, caller: Caller, build_id: int, *permissions: str) -> FoundBuild:
+    """The build ``build_id`` once the caller is known to hold ``permissions`` on its
+    environment. Raises :class:`BuildNotFound` (unknown id, or its environment or namespace
+    deleted), then the caller's :class:`~appliance.services.access.Unauthenticated` or
+    :class:`~appliance.services.access.Forbidden`."""
+    row = session.execute(
+        select(Build, Namespace.name, Environment.name)
+        .join(Environment, Environment.id == Build.environment_id)
+        .join(Namespace, Namespace.id == Environment.namespace_id)
+        .where(Build.id == check_id(build_id), Environment.active(), Namespace.active())
+    ).one_or_none()
+    if row is None:
+        raise BuildNotFound(f"build {build_id} does not exist")
+    build, namespace, environment = row
+    caller.access(session).require(*permissions, namespace=namespace, environment=environment)
+    return FoundBuild(build=build, namespace=namespace, environment=environment)
+
+
+def get_build(session: Session, caller: Caller, build_id: int) -> wire.Build:
+    """``GET /build/{id}/``: the build with its specification and artifacts."""
+    build = find_build(session, caller, build_id, Permission.ENVIRONMENT_READ).build
+    detail = _summary(build)
+    specification = build.specification
+    detail.specification = wire.Specification(
+        id=specification.id,
+        name=specification.name,
+        spec=specification.spec,
+        sha256=specification.sha256,
+        created_on=specification.created_on,
+        is_lockfile=specification.is_lockfile,
+    )
+    detail.build_artifacts = [
+        wire.BuildArtifact(id=a.id, artifact_type=str(a.artifact_type), key=a.key)
+        for a in build.artifacts
+    ]
+    return detail
+
+
+def rebuild(session: Session, caller: Caller, build_id: int, settings: BuildSettings) -> int:
+    """``PUT /build/{id}/``: queue a new build of the build's specification in its
+    environment; returns the new build's id (see the module docstring)."""
+    found = find_build(session, caller, build_id, Permission.ENVIRONMENT_UPDATE)
+    environment = session.scalar(
+        select(Environment)
+        .where(Environment.id == found.build.environment_id, Environment.active())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if environment is None:  # deleted since it was read
+        raise BuildNotFound(f"build {build_id} does not exist")
+    stored = found.build.specification
+    spec: EnvironmentSpec | LockfileSpec = specification_from_dict(stored.spec)
+    if spec.name != environment.name:
+        spec = specification_from_dict(stored.spec, name=environment.name)
+    new_id = next_build_id(session)
+    scheduled = datetime.now(UTC)
+    request = BuildRequest(
+        found.namespace,
+        spec,
+        new_id,
+        scheduled_on=scheduled,
+        key_version=settings.build_key_version,
+    )
+    build = Build(
+        id=new_id,
+        environment_id=environment.id,
+        specification_id=stored.id,
+        status=BuildStatus.QUEUED,
+        scheduled_on=scheduled,
+        build_key=request.build_key,
+        key_version=settings.build_key_version,
+    )
+    session.add(build)
+    session.flush()
+    build.job_id = defer_job(session, BUILD, {"build_id": new_id}, lock=build_lock(new_id))
+    return new_id
+
+
+def cancel_build(session: Session, caller: Caller, build_id: int) -> str:
+    """``PUT /build/{id}/cancel/``: cancel a QUEUED or BUILDING build; returns what happened,
+    in words. Finished builds: :class:`~appliance.services.builds.BuildConflict` (409)."""
+    found = find_build(session, caller, build_id, Permission.BUILD_CANCEL)
+    if found.build.deleted_on is not None:
+        raise BuildConflict(
+            f"build {build_id} was deleted; only QUEUED or BUILDING builds can be canceled"
+        )
+    outcome = request_cancel(session, build_id)
+    if outcome.status == BuildStatus.CANCELED:
+        return f"build {build_id} canceled"
+    return f"build {build_id} is stopping; it becomes CANCELED once its worker has stopped it"
+
+
+def delete_build_as(session: Session, caller: Caller, build_id: int) -> None:
+    """``DELETE /build/{id}/``: :func:`~appliance.services.builds.delete_build` for a caller
+    with ``build::delete`` (finished builds that are not current; 409 otherwise)."""
+    found = find_build(session, caller, build_id, Permission.BUILD_DELETE)
+    if found.build.deleted_on is not None:
+        raise BuildNotFound(f"build {build_id} was already deleted")
+    delete_build(session, build_id)
