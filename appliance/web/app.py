@@ -27,6 +27,7 @@ from appliance.api.routes import api_routers, document_errors
 from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
 from appliance.web.allow import AllowHeader
+from appliance.web.client_quirks import TrailingSlashInQuery
 from appliance.web.docs import DocsPage, openapi_document
 from appliance.web.errors import EXCEPTION_HANDLERS
 from appliance.web.metrics import RequestMetrics, count_unmatched, metrics_handlers
@@ -84,6 +85,7 @@ def _configure_request_metrics(config: AppConfig) -> None:
     """Count and time every request, matched or not (kiln_http_requests_total, ...)."""
     config.middleware.append(RequestMetrics())
     config.middleware.append(AllowHeader())
+    config.middleware.append(TrailingSlashInQuery())
     config.after_exception.append(count_unmatched)
 
 

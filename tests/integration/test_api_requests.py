@@ -129,3 +129,14 @@ class TestUnderAUrlPrefix:
         assert api.get("/kiln/api/v1/").json()["status"] == "ok"
         assert api.get("/api/v1/").status_code == 404
         assert "/kiln/api/v1/namespace/{namespace}" in api.get("/kiln/openapi.json").json()["paths"]
+
+
+def test_the_conda_store_client_s_slash_after_the_query_is_tolerated(
+    api: TestClient[Litestar], callers: Callers
+) -> None:
+    for name in ("a", "b", "c"):
+        api.post(f"/api/v1/namespace/{name}/", headers=callers.admin)
+    # conda-store's client ends every URL with '/', query strings included.
+    page = api.get("/api/v1/namespace/?page=2&size=2/", headers=callers.admin)
+    assert page.status_code == 200, page.text
+    assert [n["name"] for n in page.json()["data"]] == ["c"]
