@@ -28,6 +28,8 @@ Fixtures:
 ``kiln_config`` / ``api_context`` / ``api`` / ``callers``
     The REST API on that database, a client, and tokens with chosen rights; see
     tests.fixtures.api.
+``oauth_provider``
+    A small OAuth 2 provider on 127.0.0.1 (generic and GitHub paths); see tests.fixtures.oauth.
 
 py-rattler can crash the interpreter while it tears down after the last test (NOTES.md). The
 suite's verdict must not depend on that, so pytest leaves through ``os._exit`` with the exit
@@ -49,6 +51,7 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.worker",
     "tests.fixtures.api",
+    "tests.fixtures.oauth",
 ]
 
 _exit_status: list[int] = []

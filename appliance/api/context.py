@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from appliance.auth.rbac import RolePolicy
@@ -10,9 +11,13 @@ from appliance.auth.secrets import JWT_SECRET, load_or_create_secret
 from appliance.builder.settings import BuildSettings, settings_from_config
 from appliance.config.auth import Authentication
 from appliance.config.loader import KilnConfig
+from appliance.services.settings import built_in_defaults, defaults_from_config
 from appliance.services.transactions import AsyncTransactions
 from appliance.storage.base import Storage
 from appliance.storage.factory import open_storage
+
+#: File (in the secrets dir) of the key that seals web-session state (OAuth logins).
+SESSION_SECRET = "session-secret"
 
 #: Largest request body the API reads (a specification or lockfile); larger ones get 413.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -54,6 +59,12 @@ class ApiContext:
     build_settings: BuildSettings
     #: The configured ``CondaStoreServer.authentication_class`` instance (login method).
     authentication: Authentication
+    #: ``<data dir>/secrets`` (the one-time setup token lives there).
+    secrets_dir: Path | None = None
+    #: ``CondaStoreServer.secret_key`` (or the generated one): seals OAuth login state.
+    session_secret: str = ""
+    #: Deployment defaults of the settings API (appliance.services.settings).
+    setting_defaults: dict[str, Any] = field(default_factory=built_in_defaults)
 
     @classmethod
     def from_config(cls, config: KilnConfig, *, database_url: str) -> ApiContext:
@@ -79,6 +90,10 @@ class ApiContext:
             storage=open_storage(config.storage),
             build_settings=settings_from_config(config),
             authentication=auth,
+            secrets_dir=config.data_dir.secrets,
+            session_secret=server.secret_key
+            or load_or_create_secret(config.data_dir.secrets, SESSION_SECRET),
+            setting_defaults=defaults_from_config(config.conda_store),
         )
 
     async def close(self) -> None:

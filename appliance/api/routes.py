@@ -5,17 +5,21 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
 
+from appliance.api import login
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
 from appliance.api.envelope import ERROR_RESPONSES
 from appliance.api.v1 import (
+    accounts,
     artifacts,
     builds,
     channels,
     environments,
     namespaces,
+    settings,
     specification,
     status,
+    tokens,
 )
 from appliance.api.v2 import environments as environments_v2
 
@@ -43,6 +47,9 @@ def api_routers(context: ApiContext) -> list[Router]:
             builds.router,
             *artifacts.HANDLERS,
             *channels.HANDLERS,
+            tokens.router,
+            settings.router,
+            *accounts.HANDLERS,
         ],
         dependencies=dependencies(context),
     )
@@ -52,3 +59,9 @@ def api_routers(context: ApiContext) -> list[Router]:
         dependencies=dependencies(context),
     )
     return [v1, v2]
+
+
+def login_routers(context: ApiContext) -> list[Router]:
+    """Logging in and out (``/login/``, ``/oauth_callback/``, ``/logout/``): conda-store's auth
+    routes, at the url prefix itself rather than under ``/api``."""
+    return [Router(path="/", route_handlers=login.HANDLERS, dependencies=dependencies(context))]

@@ -24,7 +24,7 @@ from appliance.common.errors import KilnError
 from appliance.common.process import exit_now
 
 #: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
-COMMANDS = ("channel", "build", "config", "migrate", "worker", "web", "token", "serve")
+COMMANDS = ("channel", "build", "config", "migrate", "worker", "web", "token", "user", "serve")
 
 
 def _import_command(name: str) -> ModuleType:
@@ -57,6 +57,10 @@ def _import_command(name: str) -> ModuleType:
         from appliance.cli import token
 
         return token
+    if name == "user":
+        from appliance.cli import user
+
+        return user
     if name == "serve":
         from appliance.cli import serve
 

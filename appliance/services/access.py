@@ -28,7 +28,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
-from appliance.auth.rbac import Bindings, RolePolicy, freeze, like_pattern, split_arn, union
+from appliance.auth.rbac import (
+    Bindings,
+    RolePolicy,
+    arn_within,
+    freeze,
+    like_pattern,
+    split_arn,
+    union,
+)
 from appliance.auth.tokens import SESSION, TokenClaims
 from appliance.common.errors import KilnError
 from appliance.db.models import (
@@ -97,6 +105,37 @@ class Access:
     def require_authenticated(self) -> None:
         if not self.authenticated:
             raise Unauthenticated()
+
+    def held_over(self, pattern: str) -> frozenset[str]:
+        """The permissions granted by bindings that cover everything ``pattern`` matches
+        (``*/*``: every namespace, ``team/*``: every environment of ``team``). What settings
+        that apply to a whole namespace, or to all of them, need."""
+        held: set[str] = set()
+        for binding, roles in self.bindings.items():
+            if arn_within(pattern, binding):
+                held |= self.policy.permissions_of(roles)
+        return frozenset(held)
+
+    def held_everywhere(self) -> frozenset[str]:
+        """:meth:`held_over` every namespace and environment (``*/*``)."""
+        return self.held_over("*/*")
+
+    def require_over(self, pattern: str, *permissions: str) -> None:
+        """Raise unless every one of ``permissions`` is :meth:`held_over` ``pattern``."""
+        held = self.held_over(pattern)
+        missing = [p for p in permissions if p not in held]
+        if not missing:
+            return
+        namespace, _, _ = pattern.partition("/")
+        target = "every namespace" if namespace == "*" else f"every environment of {namespace}"
+        if not self.authenticated:
+            raise Unauthenticated(
+                f"request not authenticated: log in or send a token to {missing[0]} on {target}"
+            )
+        raise Forbidden(
+            f"request not authorized: {', '.join(missing)} on {target} (a '{pattern}' binding) "
+            "is not granted by your role bindings; ask an admin"
+        )
 
     def visible_namespaces(self, name: SQLColumnExpression[str]) -> ColumnElement[bool]:
         """SQL filter: namespaces any binding applies to (whatever its role)."""

@@ -23,7 +23,7 @@ from litestar.types import ControllerRouterHandler
 
 from appliance import __version__
 from appliance.api.context import ApiContext
-from appliance.api.routes import api_routers, document_errors
+from appliance.api.routes import api_routers, document_errors, login_routers
 from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
 from appliance.web.allow import AllowHeader
@@ -109,11 +109,12 @@ def _configure_metrics(config: AppConfig, settings: WebSettings, source: StatusS
 
 
 def _configure_api(config: AppConfig, settings: WebSettings, api: ApiContext | None) -> None:
-    """The REST API (``/api/v1``, ``/api/v2``) when ``CondaStoreServer.enable_api``."""
+    """The REST API (``/api/v1``, ``/api/v2``) and the login routes (``/login/``,
+    ``/oauth_callback/``, ``/logout/``) when ``CondaStoreServer.enable_api``."""
     if api is None or not settings.enable_api:
         return
     config.request_max_body_size = api.settings.max_body_bytes
-    config.route_handlers.append(_under_prefix(settings, api_routers(api)))
+    config.route_handlers.append(_under_prefix(settings, [*api_routers(api), *login_routers(api)]))
 
 
 def _configure_routes(

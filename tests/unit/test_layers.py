@@ -101,6 +101,7 @@ CONFINED: dict[str, set[str]] = {
     "conda_lock": {"builder"},
     "minio": {"storage"},
     "jwt": {"auth"},
+    "httpx": {"auth"},
 }
 
 
