@@ -244,7 +244,7 @@ TABLE: dict[tuple[str, str], Callable[[State], Rule]] = {
     ("GET", "/oauth_callback"): lambda s: Rule(
         None,
         path="/oauth_callback/",
-        anonymous_status=400,  # local accounts: no OAuth here
+        anonymous_status=404,  # local accounts: there is no OAuth callback here
     ),
 }
 
