@@ -59,6 +59,7 @@ from appliance.schemas.specification import (
     LockfileSpec,
     specification_from_dict,
 )
+from appliance.services.settings import effective_build_settings
 
 
 class BuildNotFound(KilnError):
@@ -149,11 +150,13 @@ def submit_specification(
 ) -> Submitted:
     """Create (or find) the environment and queue a build of ``specification`` in it.
 
-    The server's policy is applied first (:func:`prepare_specification`; raises
+    The server's policy is applied first (:func:`prepare_specification` with ``settings`` as
+    the global, namespace and environment settings stored in the database amend them; raises
     :class:`SpecificationError`). When the same specification already built successfully in
     this environment and ``force`` is false, nothing is queued and that build is returned
     (conda-store's rule). A new build is QUEUED with its job deferred in this transaction.
     """
+    settings = effective_build_settings(session, settings, namespace, specification.name)
     prepared = prepare_specification(specification, settings)
     space = _namespace(session, namespace)
     environment = _environment(session, space, prepared.name)

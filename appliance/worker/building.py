@@ -31,10 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.builder.buildlog import StepTiming
+from appliance.builder.pipeline import Builder
 from appliance.common.errors import KilnError
 from appliance.db.enums import BuildStatus
 from appliance.observability.metrics import observe_build
 from appliance.services import builds
+from appliance.services.settings import effective_build_settings
 from appliance.worker.context import WorkerContext
 
 logger = logging.getLogger("kiln.worker")
@@ -87,7 +89,8 @@ async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None =
         )
         # Still the reason it was queued with: set only when it was queued again.
         requeued = (await transactions.run(builds.build_state, build_id)).reason
-        result = await worker.builder.build(
+        builder = await _builder_for(worker, assignment)
+        result = await builder.build(
             assignment.request,
             command=f"kiln worker: build {build_id}",
             steps=steps,
@@ -111,6 +114,21 @@ async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None =
         _observe(BuildStatus.COMPLETED, steps, started)
     else:
         logger.warning("build %d completed, but it had been handed to another job", build_id)
+
+
+async def _builder_for(worker: WorkerContext, assignment: builds.BuildAssignment) -> Builder:
+    """The worker's builder, with the settings stored for the build's environment applied
+    (platforms, artifacts, solve time, permissions: appliance.services.settings)."""
+    base = worker.builder.settings
+    settings = await worker.transactions.run(
+        effective_build_settings,
+        base,
+        assignment.request.namespace,
+        assignment.request.specification.name,
+    )
+    if settings is base:
+        return worker.builder
+    return Builder(settings, worker.builder.storage, worker.builder.gateway)
 
 
 def _rerun_heading(attempt: int, requeued: str | None) -> str | None:
