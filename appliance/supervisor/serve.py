@@ -190,9 +190,12 @@ class Appliance:
         if self.setup_token:
             lines += [
                 "",
-                "First start: create the first admin account with this one-time setup token",
+                "First start: create the first admin account with this one-time setup token:",
                 f"  {self.setup_token}",
-                "(or mint an admin API token on this host with `kiln token create`)",
+                f"  POST {self.local_url}/api/v1/setup/ with "
+                '{"setup_token": ..., "username": ..., "password": ...}',
+                "  or, on this host: kiln user create NAME --admin",
+                "(an admin API token for automation: kiln token create)",
             ]
         return "\n".join(lines)
 
