@@ -11,6 +11,7 @@ from appliance.auth.secrets import JWT_SECRET, load_or_create_secret
 from appliance.builder.settings import BuildSettings, settings_from_config
 from appliance.config.auth import Authentication
 from appliance.config.loader import KilnConfig
+from appliance.services.access import AccessCache
 from appliance.services.settings import built_in_defaults, defaults_from_config
 from appliance.services.transactions import AsyncTransactions
 from appliance.storage.base import Storage
@@ -65,6 +66,8 @@ class ApiContext:
     session_secret: str = ""
     #: Deployment defaults of the settings API (appliance.services.settings).
     setting_defaults: dict[str, Any] = field(default_factory=built_in_defaults)
+    #: Callers resolved in the last seconds (appliance.services.access.AccessCache).
+    access_cache: AccessCache = field(default_factory=AccessCache)
 
     @classmethod
     def from_config(cls, config: KilnConfig, *, database_url: str) -> ApiContext:

@@ -481,6 +481,7 @@ async def _log_out(
             claims = None  # expired or not Kiln's: nothing to revoke
         if claims is not None:
             await context.db.run(accounts.end_session, claims.token_id)
+            context.access_cache.forget(claims.token_id)
     response = Redirect(_local_target(next_url, context), status_code=303)
     response.delete_cookie(
         context.tokens.cookie_name, path=_cookie_path(context), domain=context.tokens.cookie_domain

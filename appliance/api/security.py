@@ -11,6 +11,10 @@ Kiln's own pages: a request whose ``Origin`` (or, without one, ``Referer``) name
 or that the browser marks ``Sec-Fetch-Site: cross-site``, is refused with 403. The cookie is
 also ``SameSite=Strict``. Bearer and Basic credentials are never sent by a browser on its own,
 so they need no such check.
+
+Resolved callers are cached for two seconds per token and process (see
+appliance.services.access.AccessCache): a token revoked by another process may work here for up
+to that long; revocations through this process take effect at once.
 """
 
 from __future__ import annotations
@@ -111,4 +115,4 @@ def identify(request: Request[Any, Any, Any], context: ApiContext) -> Caller:
         raise NotAuthorizedException(error.message) from None
     except KilnError as error:  # pragma: no cover - verify raises InvalidToken only
         raise NotAuthorizedException(error.message) from None
-    return Caller(context.policy, claims)
+    return Caller(context.policy, claims, cache=context.access_cache)

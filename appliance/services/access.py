@@ -20,6 +20,7 @@ listings with :meth:`Access.visible_namespaces` / :meth:`Access.visible_environm
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,25 +168,76 @@ def _visible(
     return or_(*clauses) if clauses else false()
 
 
+class AccessCache:
+    """Resolved :class:`Access` by token id, kept for ``ttl`` seconds in one web process.
+
+    Resolving a caller costs one or two queries; a client making many requests with one token
+    (a UI page, a script, a load test) pays them once per ``ttl``. The price: a token revoked or
+    an account disabled by *another* process (a second web process, ``kiln user disable``)
+    keeps working here for at most ``ttl`` seconds. Revoking through this process (logout,
+    ``DELETE /api/v1/token/{id}/``) calls :meth:`forget`, so it takes effect at once.
+    """
+
+    def __init__(self, ttl: float = 2.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, Access]] = {}
+
+    def get(self, token_id: str) -> Access | None:
+        entry = self._entries.get(token_id)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl:
+            del self._entries[token_id]
+            return None
+        return entry[1]
+
+    def put(self, token_id: str, access: Access) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # rare: many distinct tokens within ttl; start afresh
+        self._entries[token_id] = (time.monotonic(), access)
+
+    def forget(self, token_id: str) -> None:
+        self._entries.pop(token_id, None)
+
+
 @dataclass
 class Caller:
     """A request's verified credentials, resolved into an :class:`Access` on first use.
 
     ``claims`` is None for anonymous callers. ``predefined`` marks a token from
-    ``AuthenticationBackend.predefined_tokens`` (not on record in the database).
+    ``AuthenticationBackend.predefined_tokens`` (not on record in the database). ``cache``,
+    when given, serves and keeps resolved accesses (:class:`AccessCache`).
     """
 
     policy: RolePolicy
     claims: TokenClaims | None = None
     predefined: bool = False
+    cache: AccessCache | None = field(default=None, repr=False)
     _access: Access | None = field(default=None, repr=False)
 
     def access(self, session: Session) -> Access:
         """The caller's :class:`Access` (resolved once per request). Raises
         :class:`Unauthenticated` for a revoked or unknown token or a disabled account."""
         if self._access is None:
-            self._access = resolve_access(session, self.policy, self.claims, self.predefined)
+            self._access = self._cached() or self._resolve(session)
         return self._access
+
+    def _cached(self) -> Access | None:
+        if self.cache is None or self.claims is None or self.predefined:
+            return None
+        access = self.cache.get(self.claims.token_id)
+        if access is not None and self.claims.expires_at <= datetime.now(UTC):
+            return None
+        return access
+
+    def _resolve(self, session: Session) -> Access:
+        access = resolve_access(session, self.policy, self.claims, self.predefined)
+        if self.cache is not None and self.claims is not None and not self.predefined:
+            self.cache.put(self.claims.token_id, access)
+        return access
 
 
 def resolve_access(

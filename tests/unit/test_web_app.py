@@ -28,6 +28,7 @@ from appliance.db.schema import SchemaStatus
 from appliance.db.scripts import code_revision
 from appliance.db.status import InstallationStatus, ReadinessFacts, StoreSample, WorkerHeartbeat
 from appliance.web import WebSettings, create_app
+from appliance.web.client_quirks import without_client_slash
 from appliance.web.errors import status_of
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -430,3 +431,21 @@ def test_the_api_reference_is_served_without_a_cdn(fake: FakeStatus) -> None:
     assert "/kiln/readyz" in page.text and "getReadiness" in page.text
     assert "<script" not in page.text
     assert document.json()["info"]["title"] == "Kiln"
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        (b"page=2/", b"page=2"),
+        (b"status=COMPLETED&packages=numpy/", b"status=COMPLETED&packages=numpy"),
+        (b"packages=numpy%2F", b"packages=numpy"),
+        (b"next=/api/v1/namespace/", b"next=/api/v1/namespace/"),
+        (b"next=%2Fapi%2Fv1%2F", b"next=%2Fapi%2Fv1%2F"),
+        (b"page=2", b"page=2"),
+        (b"", b""),
+    ],
+)
+def test_the_conda_store_client_s_trailing_slash_is_dropped_from_plain_values(
+    sent: bytes, read: bytes
+) -> None:
+    assert without_client_slash(sent) == read

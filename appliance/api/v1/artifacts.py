@@ -162,7 +162,7 @@ async def get_build_archive(
     tags=["artifacts"],
 )
 async def get_build_installer(context: Context, caller: Who, build_id: FromPath[int]) -> None:
-    await context.db.run(artifacts.refuse_installer, caller, build_id)
+    await context.db.read(artifacts.refuse_installer, caller, build_id)
 
 
 @get(
@@ -177,7 +177,7 @@ async def get_build_docker_image(
 ) -> Response[str]:
     """``<host>/<namespace>/<environment>:<build id>``, for ``docker pull``; 404 when the
     build has no image."""
-    reference = await context.db.run(artifacts.image_reference, caller, build_id)
+    reference = await context.db.read(artifacts.image_reference, caller, build_id)
     return Response(
         f"{request.url.netloc}/{reference}",
         media_type="text/plain",

@@ -69,7 +69,7 @@ async def list_builds(
         name=_as_sent(name),
         namespace=_as_sent(namespace),
     )
-    listing = await context.db.run(build_queries.list_builds, caller, filters, request)
+    listing = await context.db.read(build_queries.list_builds, caller, filters, request)
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)
 
 
@@ -79,7 +79,7 @@ async def list_builds(
     summary="One build, with its specification and artifacts",
 )
 async def get_build(context: Context, caller: Who, build_id: FromPath[int]) -> Ok[wire.Build]:
-    return Ok(data=await context.db.run(build_queries.get_build, caller, build_id))
+    return Ok(data=await context.db.read(build_queries.get_build, caller, build_id))
 
 
 @put(
@@ -141,7 +141,9 @@ async def list_build_packages(
         sort_keys=package_index.BUILD_PACKAGE_SORT_KEYS,
     )
     filters = package_index.PackageFilters(search=search, exact=exact, build=build)
-    listing = await context.db.run(package_index.build_packages, caller, build_id, filters, request)
+    listing = await context.db.read(
+        package_index.build_packages, caller, build_id, filters, request
+    )
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)
 
 

@@ -42,7 +42,7 @@ async def list_channels(
         max_page_size=context.settings.max_page_size,
         sort_keys=package_index.CHANNEL_SORT_KEYS,
     )
-    listing = await context.db.run(package_index.list_channels, request)
+    listing = await context.db.read(package_index.list_channels, request)
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)
 
 
@@ -75,7 +75,7 @@ async def search_packages(
         sort_keys=package_index.PACKAGE_SORT_KEYS,
     )
     filters = package_index.PackageFilters(search=search, exact=exact, build=build)
-    listing = await context.db.run(
+    listing = await context.db.read(
         package_index.search_packages, filters, request, tuple(distinct_on or ())
     )
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)

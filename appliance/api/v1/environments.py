@@ -110,7 +110,7 @@ async def list_environments(
         context, search=search, namespace=namespace, name=name, status=status,
         packages=packages, artifact=artifact, jwt=jwt,
     )  # fmt: skip
-    listing = await context.db.run(environments.list_environments, caller, filters, request)
+    listing = await context.db.read(environments.list_environments, caller, filters, request)
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)
 
 
@@ -122,7 +122,7 @@ async def list_environments(
 async def get_environment(
     context: Context, caller: Who, namespace: FromPath[str], environment: FromPath[str]
 ) -> Ok[wire.Environment]:
-    found = await context.db.run(environments.get_environment, caller, namespace, environment)
+    found = await context.db.read(environments.get_environment, caller, namespace, environment)
     return Ok(data=found)
 
 

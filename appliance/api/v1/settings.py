@@ -17,7 +17,7 @@ from appliance.services import settings
 
 @get("/", operation_id="get_global_settings", summary="Effective global settings")
 async def get_global_settings(context: Context, caller: Who) -> Ok[wire.Settings]:
-    return Ok(data=await context.db.run(settings.get_settings, caller, context.setting_defaults))
+    return Ok(data=await context.db.read(settings.get_settings, caller, context.setting_defaults))
 
 
 @get(
@@ -28,7 +28,9 @@ async def get_global_settings(context: Context, caller: Who) -> Ok[wire.Settings
 async def get_namespace_settings(
     context: Context, caller: Who, namespace: FromPath[str]
 ) -> Ok[wire.Settings]:
-    found = await context.db.run(settings.get_settings, caller, context.setting_defaults, namespace)
+    found = await context.db.read(
+        settings.get_settings, caller, context.setting_defaults, namespace
+    )
     return Ok(data=found)
 
 
@@ -40,7 +42,7 @@ async def get_namespace_settings(
 async def get_environment_settings(
     context: Context, caller: Who, namespace: FromPath[str], environment: FromPath[str]
 ) -> Ok[wire.Settings]:
-    found = await context.db.run(
+    found = await context.db.read(
         settings.get_settings, caller, context.setting_defaults, namespace, environment
     )
     return Ok(data=found)

@@ -94,7 +94,7 @@ async def list_tokens(
         max_page_size=context.settings.max_page_size,
         sort_keys=tokens.TOKEN_SORT_KEYS,
     )
-    listing = await context.db.run(tokens.list_tokens, caller, request, every_user=every_user)
+    listing = await context.db.read(tokens.list_tokens, caller, request, every_user=every_user)
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)
 
 
@@ -108,6 +108,7 @@ async def revoke_token(
     context: Context, caller: Who, token_id: FromPath[str]
 ) -> Ok[wire.TokenInfo]:
     revoked = await context.db.run(tokens.revoke_token, caller, token_id)
+    context.access_cache.forget(revoked.id)
     return Ok(data=revoked, message=f"token {revoked.id} revoked")
 
 

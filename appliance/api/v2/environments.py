@@ -84,7 +84,7 @@ async def list_environments(
         context, search=search, namespace=namespace, name=name, status=status,
         packages=packages, artifact=artifact, jwt=jwt,
     )  # fmt: skip
-    listing = await context.db.run(environments.list_environments_after, caller, filters, request)
+    listing = await context.db.read(environments.list_environments_after, caller, filters, request)
     return CursorPage(data=listing.items, cursor=listing.cursor, count=listing.count)
 
 
