@@ -174,8 +174,9 @@ class AccessCache:
     Resolving a caller costs one or two queries; a client making many requests with one token
     (a UI page, a script, a load test) pays them once per ``ttl``. The price: a token revoked or
     an account disabled by *another* process (a second web process, ``kiln user disable``)
-    keeps working here for at most ``ttl`` seconds. Revoking through this process (logout,
-    ``DELETE /api/v1/token/{id}/``) calls :meth:`forget`, so it takes effect at once.
+    keeps working here for at most ``ttl`` seconds, and so do role mappings changed elsewhere.
+    Changes through this process take effect at once: revoking (logout, ``DELETE
+    /api/v1/token/{id}/``) calls :meth:`forget`, changing role mappings :meth:`clear`.
     """
 
     def __init__(self, ttl: float = 2.0, max_entries: int = 10_000) -> None:
@@ -201,6 +202,10 @@ class AccessCache:
 
     def forget(self, token_id: str) -> None:
         self._entries.pop(token_id, None)
+
+    def clear(self) -> None:
+        """Forget every caller (after a change to role mappings made through this process)."""
+        self._entries.clear()
 
 
 @dataclass

@@ -50,14 +50,25 @@ def paginate(
     default_sort: Sequence[str],
     tiebreak: SQLColumnExpression[Any],
 ) -> tuple[list[Any], int]:
-    """The rows of one page of ``statement`` and the number of rows on all pages."""
-    count = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    """The rows of one page of ``statement`` and the number of rows on all pages.
+
+    One query: the total comes with the page (``count(*) OVER ()``, as an extra last column of
+    each row, named ``kiln_total``). A second query counts only when the page is empty (past the
+    end) or the statement is DISTINCT (the window would count the rows before DISTINCT).
+    """
     order: list[SQLColumnExpression[Any]] = []
     for key in request.sort_by or default_sort:
         for column in sort_columns[key]:
             order.append(column.desc() if request.descending else column.asc())
     order.append(tiebreak.desc() if request.descending else tiebreak.asc())
-    rows = session.execute(
-        statement.order_by(*order).offset(request.offset).limit(request.size)
-    ).all()
+    distinct = bool(statement._distinct or statement._distinct_on)
+    page = statement if distinct else statement.add_columns(func.count().over().label(TOTAL))
+    rows = session.execute(page.order_by(*order).offset(request.offset).limit(request.size)).all()
+    if rows and not distinct:
+        return list(rows), int(rows[0][-1])
+    count = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     return list(rows), int(count or 0)
+
+
+#: Name of the column :func:`paginate` adds to each row: the number of rows on all pages.
+TOTAL = "kiln_total"

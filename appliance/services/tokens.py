@@ -219,7 +219,7 @@ def list_tokens(
         default_sort=["created_on"],
         tiebreak=ApiToken.id,
     )
-    items = [_info(token, username, access) for token, username in rows]
+    items = [_info(row[0], row[1], access) for row in rows]
     return Listing(items=items, count=count, page=page.page, size=page.size)
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import msgspec
 from litestar import Router, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from appliance.api.context import ApiContext
 from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import Ack, Ok, Page
 from appliance.api.pagination import Order, PageNumber, PageSize, page_request
 from appliance.schemas import api as wire
 from appliance.services import namespaces
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class NamespaceUpdate(msgspec.Struct, kw_only=True):
@@ -29,6 +34,19 @@ class RoleGrantRequest(msgspec.Struct, kw_only=True):
 
 class RoleGrantRemoval(msgspec.Struct, kw_only=True):
     other_namespace: str
+
+
+async def _change(
+    context: ApiContext,
+    work: Callable[Concatenate[Any, _P], _T],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _T:
+    """Run a change to a namespace. Its role mappings may have changed, so callers resolved
+    before it are resolved again (appliance.services.access.AccessCache)."""
+    result = await context.db.run(work, *args, **kwargs)
+    context.access_cache.clear()
+    return result
 
 
 @get("/", operation_id="list_namespaces", summary="Namespaces the caller can see")
@@ -66,7 +84,7 @@ async def get_namespace(
 async def create_namespace(
     context: Context, caller: Who, namespace: FromPath[str]
 ) -> Ok[wire.NamespaceDetail]:
-    return Ok(data=await context.db.run(namespaces.create_namespace, caller, namespace))
+    return Ok(data=await _change(context, namespaces.create_namespace, caller, namespace))
 
 
 @put(
@@ -77,7 +95,8 @@ async def create_namespace(
 async def update_namespace(
     context: Context, caller: Who, namespace: FromPath[str], data: JSONBody[NamespaceUpdate]
 ) -> Ok[wire.NamespaceDetail]:
-    detail = await context.db.run(
+    detail = await _change(
+        context,
         namespaces.update_namespace,
         caller,
         namespace,
@@ -95,7 +114,7 @@ async def update_namespace(
 async def update_namespace_metadata(
     context: Context, caller: Who, namespace: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Ok[wire.NamespaceDetail]:
-    detail = await context.db.run(namespaces.update_namespace, caller, namespace, metadata=data)
+    detail = await _change(context, namespaces.update_namespace, caller, namespace, metadata=data)
     return Ok(data=detail)
 
 
@@ -104,7 +123,7 @@ async def update_namespace_metadata(
     summary="Delete a namespace with its environments and builds", status_code=200,
 )  # fmt: skip
 async def delete_namespace(context: Context, caller: Who, namespace: FromPath[str]) -> Ack:
-    await context.db.run(namespaces.delete_namespace_as, caller, namespace)
+    await _change(context, namespaces.delete_namespace_as, caller, namespace)
     return Ack(message=f"namespace {namespace} deleted")
 
 
@@ -124,7 +143,7 @@ async def list_namespace_roles(
     summary="Remove every v2 role mapping of this namespace", status_code=200,
 )  # fmt: skip
 async def delete_namespace_roles(context: Context, caller: Who, namespace: FromPath[str]) -> Ack:
-    await context.db.run(namespaces.delete_role_grants, caller, namespace)
+    await _change(context, namespaces.delete_role_grants, caller, namespace)
     return Ack()
 
 
@@ -150,8 +169,14 @@ async def get_namespace_role(
 async def create_namespace_role(
     context: Context, caller: Who, namespace: FromPath[str], data: JSONBody[RoleGrantRequest]
 ) -> Ok[wire.NamespaceRoleGrant]:
-    grant = await context.db.run(
-        namespaces.set_role_grant, caller, namespace, data.other_namespace, data.role, create=True
+    grant = await _change(
+        context,
+        namespaces.set_role_grant,
+        caller,
+        namespace,
+        data.other_namespace,
+        data.role,
+        create=True,
     )
     return Ok(data=grant)
 
@@ -164,8 +189,14 @@ async def create_namespace_role(
 async def update_namespace_role(
     context: Context, caller: Who, namespace: FromPath[str], data: JSONBody[RoleGrantRequest]
 ) -> Ok[wire.NamespaceRoleGrant]:
-    grant = await context.db.run(
-        namespaces.set_role_grant, caller, namespace, data.other_namespace, data.role, create=False
+    grant = await _change(
+        context,
+        namespaces.set_role_grant,
+        caller,
+        namespace,
+        data.other_namespace,
+        data.role,
+        create=False,
     )
     return Ok(data=grant)
 
@@ -177,7 +208,7 @@ async def update_namespace_role(
 async def delete_namespace_role(
     context: Context, caller: Who, namespace: FromPath[str], data: JSONBody[RoleGrantRemoval]
 ) -> Ack:
-    await context.db.run(namespaces.delete_role_grant, caller, namespace, data.other_namespace)
+    await _change(context, namespaces.delete_role_grant, caller, namespace, data.other_namespace)
     return Ack()
 
 
