@@ -1,12 +1,13 @@
 """``make bench``: Kiln's benchmarks, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve]
+    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve] [api]
 
 With no arguments all of them run: the build engine (``install``, ``pack``, ``solve``) and the
 control plane (``queue``: submit-to-BUILDING latency; ``serve``: ``kiln serve`` start-up and
-idle memory). Each benchmark prints its detail lines and one summary line per
-figure (``install  kiln 61.2ms  baseline(cp -al) 35.0ms  ratio 1.75x  budget 3x  OK``); a final
-table repeats them with minimums. Budgets are reported, never enforced: the exit status is 0 when
+idle memory) and the REST API (``api``: listings under load from wrk). Each benchmark prints
+its detail lines and one summary line per figure
+(``install  kiln 61.2ms  baseline(cp -al) 35.0ms  ratio 1.75x  budget 3x  OK``); a final table
+repeats them with minimums. Budgets are reported, never enforced: the exit status is 0 when
 every benchmark measured, even over budget, and 1 when one broke (its traceback is printed and the
 others still run). Scratch files go to a temporary directory; the generated 500,000-record
 channel is kept in ``bench/.cache`` (ignored by its own ``.gitignore``) and reused.
@@ -48,12 +49,19 @@ def _serve(scratch: Path) -> list[Result]:
 
 
 #: Every benchmark, in the order they run; each takes a fresh scratch directory.
+def _api(scratch: Path) -> list[Result]:
+    import api_throughput
+
+    return api_throughput.run(scratch)
+
+
 BENCHMARKS: dict[str, Callable[[Path], list[Result]]] = {
     "install": install.run,
     "pack": pack.run,
     "solve": lambda _scratch: solve.run(CACHE_DIR),
     "queue": _queue,
     "serve": _serve,
+    "api": _api,
 }
 
 
