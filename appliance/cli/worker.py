@@ -35,7 +35,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency", type=at_least(1, int), metavar="N",
-        help="builds at a time, at least 1 (default: CondaStoreWorker.concurrency, else 4)",
+        help="builds at a time, at least 1 (default: CondaStoreWorker.concurrency, else the "
+        "number of CPUs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics-port", type=at_least(1, int), metavar="PORT",
+        help="also serve this worker host's metrics at http://ADDRESS:PORT/metrics (for hosts "
+        "without a web process; `kiln serve` hosts have the web's /metrics)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics-address", default="127.0.0.1", metavar="ADDRESS",
+        help="address --metrics-port listens on (default: 127.0.0.1)",
     )  # fmt: skip
     parser.add_argument(
         "--burst", action="store_true",
@@ -69,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     drain_timeout = args.drain_timeout
     if drain_timeout is None:
         drain_timeout = config.supervisor.drain_timeout
+    if args.metrics_port is not None:
+        from appliance.observability.exposition import serve_process_metrics
+
+        serve_process_metrics(args.metrics_address, args.metrics_port)
     asyncio.run(
         run_worker(
             database_url=location.url,

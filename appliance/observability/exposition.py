@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -53,3 +53,19 @@ def render(snapshot: ClusterSnapshot, accept: str = "") -> tuple[bytes, str]:
     encode, content_type = choose_encoder(accept)
     body = encode(_Scrape([process_metrics(), ClusterCollector(snapshot)]))
     return body, content_type
+
+
+class _ProcessMetrics(Collector):
+    """:func:`process_metrics`, resolved at each scrape."""
+
+    def collect(self) -> Iterable[Metric]:
+        yield from process_metrics().collect()
+
+
+def serve_process_metrics(address: str, port: int) -> None:
+    """Serve this host's process metrics at ``http://address:port/metrics`` from a daemon
+    thread, for hosts that run workers without a web process (scale-out). The cluster-wide
+    figures (queue depth, builds by status) come from the web processes' ``/metrics``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ProcessMetrics())
+    start_http_server(port, addr=address, registry=registry)

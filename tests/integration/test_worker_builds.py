@@ -4,7 +4,9 @@ count them in the metrics."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,8 @@ from appliance.services.builds import submit_specification
 from appliance.storage import LocalArtifactStore
 from tests.fixtures.metrics import parse, value
 from tests.fixtures.postgres import TestDatabase
-from tests.fixtures.worker import drain, kiln_worker, submit
+from tests.fixtures.serve import free_port
+from tests.fixtures.worker import build_of, drain, kiln_worker, submit, wait_for
 
 SPEC = "name: {name}\ndependencies:\n  - kiln-demo-tool\n"
 UNSATISFIABLE = "name: legacy\ndependencies:\n  - kiln-demo-legacy\n  - kiln-demo-lib >=2\n"
@@ -182,3 +185,33 @@ def test_a_worker_process_counts_its_builds_and_their_steps_in_the_metrics(
     for step in ("lock", "install", "finalize", "export", "conda-pack", "activate"):
         assert value(found, "kiln_build_step_duration_seconds_count", step=step) == 1, step
     assert (value(found, "kiln_build_step_duration_seconds_sum", step="install") or 0) > 0
+
+
+def test_a_worker_only_host_serves_its_metrics_with_metrics_port(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+    tmp_path: Path,
+) -> None:
+    """Scale-out: a host that runs `kiln worker` without a web process still exposes what its
+    workers recorded, at ``--metrics-port``."""
+    build_id = submit(db_sessions, build_settings, SPEC.format(name="demo"))
+    port = free_port()
+    worker = kiln_worker(
+        database, build_settings, local_storage, tmp_path, "--metrics-port", str(port),
+        environment={MULTIPROC_DIR_ENV: str(tmp_path / "prometheus")},
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: build_of(db_sessions, build_id).status == BuildStatus.COMPLETED,
+            timeout=180,
+            what="the build",
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            found = parse(answer.read())
+        assert value(found, "kiln_build_duration_seconds_count", status="COMPLETED") == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=60)[0]
+    assert worker.returncode == 0, output
