@@ -23,29 +23,22 @@ that are no longer allowed, with the reason in the build's status).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from appliance.auth.rbac import Permission
 from appliance.builder.pipeline import BuildRequest
 from appliance.builder.settings import BuildSettings
-from appliance.common.errors import KilnError
-from appliance.db.enums import BuildArtifactType, BuildStatus
+from appliance.db.enums import BuildStatus
 from appliance.db.models import (
     Build,
-    BuildArtifact,
-    BuildPipPackage,
-    CondaPackage,
-    CondaPackageBuild,
     Environment,
     Namespace,
-    build_conda_package_build,
     next_build_id,
 )
 from appliance.queue.tasks import BUILD, build_lock
@@ -53,6 +46,13 @@ from appliance.schemas import api as wire
 from appliance.schemas.lockfile import LockfileSpec
 from appliance.schemas.specification import EnvironmentSpec, specification_from_dict
 from appliance.services.access import Caller
+from appliance.services.build_filters import (
+    InvalidFilter,
+    artifact_type,
+    has_artifact,
+    installed,
+    package_names,
+)
 from appliance.services.builds import (
     BuildConflict,
     BuildNotFound,
@@ -72,22 +72,6 @@ MAX_ID = 2**63 - 1
 MAX_FILTER_LENGTH = 255
 
 #: Most ``packages`` one listing may filter on.
-MAX_PACKAGE_FILTERS = 32
-
-#: conda-store's artifact types Kiln never produces: accepted as filters, matching nothing
-#: (as in the environment listings).
-FOREIGN_ARTIFACT_TYPES = frozenset(
-    {"DOCKER_MANIFEST", "DOCKER_BLOB", "CONTAINER_REGISTRY", "CONSTRUCTOR_INSTALLER"}
-)
-
-_PIP_SEPARATORS = re.compile(r"[-_.]+")
-
-
-class InvalidFilter(KilnError):
-    """A listing filter has a value that is not allowed; the message says which and why."""
-
-    code = "invalid_filter"
-
 
 def check_text(parameter: str, value: str | None) -> str | None:
     """``value`` if it can be a filter on names; raises :class:`InvalidFilter` otherwise
@@ -139,39 +123,6 @@ def _status(value: str) -> BuildStatus:
         ) from None
 
 
-def _artifact_type(value: str) -> BuildArtifactType | None:
-    name = value.upper()
-    if name in FOREIGN_ARTIFACT_TYPES:
-        return None
-    try:
-        return BuildArtifactType(name)
-    except ValueError:
-        allowed = [*BuildArtifactType, *sorted(FOREIGN_ARTIFACT_TYPES)]
-        raise InvalidFilter(
-            f"artifact {value!r} is not an artifact type; allowed: {', '.join(allowed)}"
-        ) from None
-
-
-def _has_package(name: str) -> ColumnElement[bool]:
-    """SQL: the build installed ``name`` (a conda package, or a pip project)."""
-    conda = exists(
-        select(build_conda_package_build.c.build_id)
-        .join(
-            CondaPackageBuild,
-            CondaPackageBuild.id == build_conda_package_build.c.conda_package_build_id,
-        )
-        .join(CondaPackage, CondaPackage.id == CondaPackageBuild.package_id)
-        .where(build_conda_package_build.c.build_id == Build.id, CondaPackage.name == name)
-    )
-    pip = exists(
-        select(BuildPipPackage.id).where(
-            BuildPipPackage.build_id == Build.id,
-            BuildPipPackage.name == _PIP_SEPARATORS.sub("-", name).lower(),
-        )
-    )
-    return or_(conda, pip)
-
-
 def _conditions(filters: BuildFilters) -> list[ColumnElement[bool]]:
     """SQL conditions of ``filters``; raises :class:`InvalidFilter` for a bad value. Empty
     texts filter nothing (conda-store's UI sends ``namespace=&name=`` before a choice)."""
@@ -189,23 +140,13 @@ def _conditions(filters: BuildFilters) -> list[ColumnElement[bool]]:
     if check_text("namespace", filters.namespace):
         conditions.append(Namespace.name == filters.namespace)
     if check_text("artifact", filters.artifact):
-        kind = _artifact_type(filters.artifact or "")
+        kind = artifact_type(filters.artifact or "")
         if kind is None:
             conditions.append(Build.id.is_(None))  # a type Kiln never produces
         else:
-            conditions.append(
-                exists(
-                    select(BuildArtifact.id).where(
-                        BuildArtifact.build_id == Build.id, BuildArtifact.artifact_type == kind
-                    )
-                )
-            )
-    wanted = [name for name in dict.fromkeys(filters.packages) if check_text("packages", name)]
-    if len(wanted) > MAX_PACKAGE_FILTERS:
-        raise InvalidFilter(
-            f"packages names {len(wanted)} packages; at most {MAX_PACKAGE_FILTERS} are allowed"
-        )
-    conditions.extend(_has_package(name) for name in wanted)
+            conditions.append(has_artifact(kind, Build.id))
+    wanted = package_names(name for name in filters.packages if check_text("packages", name))
+    conditions.extend(installed(name, Build.id) for name in wanted)
     return conditions
 
 

@@ -37,14 +37,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Row,
     Select,
     SQLColumnExpression,
@@ -61,22 +59,23 @@ from sqlalchemy.orm import Session
 
 from appliance.auth.rbac import Permission
 from appliance.common.errors import KilnError
-from appliance.db.enums import BuildArtifactType, BuildStatus
+from appliance.db.enums import BuildStatus
 from appliance.db.models import (
     Build,
-    BuildArtifact,
-    BuildPipPackage,
-    CondaPackage,
-    CondaPackageBuild,
     Environment,
     Namespace,
     Setting,
 )
-from appliance.db.models.builds import build_conda_package_build
 from appliance.queue.tasks import DELETE_ENVIRONMENT, UPDATE_ENVIRONMENT, environment_lock
 from appliance.schemas import api as wire
 from appliance.schemas.names import check_name
 from appliance.services.access import Caller, Unauthenticated
+from appliance.services.build_filters import (
+    artifact_type,
+    has_artifact,
+    installed,
+    package_names,
+)
 from appliance.services.builds import defer_job, request_cancel
 from appliance.services.listing import Listing, PageRequest, paginate
 
@@ -105,15 +104,6 @@ ENVIRONMENT_SORT_KEYS = ("namespace", "name")
 #: Longest environment description accepted, in characters.
 MAX_DESCRIPTION_LENGTH = 16 * 1024
 
-#: Most ``packages`` one listing may filter on.
-MAX_PACKAGE_FILTERS = 32
-
-#: conda-store's artifact types Kiln never produces: accepted as filters, matching nothing.
-FOREIGN_ARTIFACT_TYPES = frozenset(
-    {"DOCKER_MANIFEST", "DOCKER_BLOB", "CONTAINER_REGISTRY", "CONSTRUCTOR_INSTALLER"}
-)
-
-_PIP_SEPARATORS = re.compile(r"[-_.]+")
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -194,43 +184,6 @@ def _status(text: str) -> BuildStatus:
         raise InvalidListing(f"status {text!r} is not a build status; allowed: {allowed}") from None
 
 
-def _artifact(text: str) -> BuildArtifactType | None:
-    """The artifact type ``text`` names; None for conda-store types Kiln never produces."""
-    upper = text.upper()
-    if upper in FOREIGN_ARTIFACT_TYPES:
-        return None
-    try:
-        return BuildArtifactType(upper)
-    except ValueError:
-        allowed = ", ".join(kind.value for kind in BuildArtifactType)
-        raise InvalidListing(
-            f"artifact {text!r} is not an artifact type; allowed: {allowed}"
-        ) from None
-
-
-def _installed(package: str) -> ColumnElement[bool]:
-    """SQL: the environment's current build has ``package`` (conda name, or pip name)."""
-    conda = exists(
-        select(build_conda_package_build.c.build_id)
-        .join(
-            CondaPackageBuild,
-            CondaPackageBuild.id == build_conda_package_build.c.conda_package_build_id,
-        )
-        .join(CondaPackage, CondaPackage.id == CondaPackageBuild.package_id)
-        .where(
-            build_conda_package_build.c.build_id == Environment.current_build_id,
-            CondaPackage.name == package,
-        )
-    )
-    pip = exists(
-        select(BuildPipPackage.id).where(
-            BuildPipPackage.build_id == Environment.current_build_id,
-            BuildPipPackage.name == _PIP_SEPARATORS.sub("-", package).lower(),
-        )
-    )
-    return or_(conda, pip)
-
-
 def _filtered(session: Session, caller: Caller, filters: EnvironmentFilters) -> Select[Any]:
     """The environments the caller may see that match ``filters``, as rows with the columns
     of :func:`_row_to_wire`."""
@@ -277,26 +230,14 @@ def _filtered(session: Session, caller: Caller, filters: EnvironmentFilters) -> 
                 )
             )
         )
-    packages = list(dict.fromkeys(p for p in filters.packages if p))
-    if len(packages) > MAX_PACKAGE_FILTERS:
-        raise InvalidListing(
-            f"packages: {len(packages)} packages given; filter on at most {MAX_PACKAGE_FILTERS}"
-        )
-    for package in packages:
-        statement = statement.where(_installed(package))
+    for package in package_names(filters.packages):
+        statement = statement.where(installed(package, Environment.current_build_id))
     if filters.artifact is not None:
-        kind = _artifact(filters.artifact)
+        kind = artifact_type(filters.artifact)
         if kind is None:
             statement = statement.where(false())
         else:
-            statement = statement.where(
-                exists(
-                    select(BuildArtifact.id).where(
-                        BuildArtifact.build_id == Environment.current_build_id,
-                        BuildArtifact.artifact_type == kind,
-                    )
-                )
-            )
+            statement = statement.where(has_artifact(kind, Environment.current_build_id))
     return statement
 
 

@@ -37,7 +37,8 @@ from appliance.db.models import (
 )
 from appliance.schemas import api as wire
 from appliance.services.access import Caller
-from appliance.services.build_queries import InvalidFilter, check_text, find_build
+from appliance.services.build_filters import InvalidFilter
+from appliance.services.build_queries import check_text, find_build
 from appliance.services.listing import Listing, PageRequest, paginate
 
 #: Sort keys of ``GET /channel/``.
