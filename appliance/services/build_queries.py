@@ -25,23 +25,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from appliance.auth.rbac import Permission
-from appliance.builder.pipeline import BuildRequest
 from appliance.builder.settings import BuildSettings
 from appliance.db.enums import BuildStatus
 from appliance.db.models import (
     Build,
     Environment,
     Namespace,
-    next_build_id,
 )
-from appliance.queue.tasks import BUILD, build_lock
 from appliance.schemas import api as wire
 from appliance.schemas.lockfile import LockfileSpec
 from appliance.schemas.specification import EnvironmentSpec, specification_from_dict
@@ -56,8 +52,8 @@ from appliance.services.build_filters import (
 from appliance.services.builds import (
     BuildConflict,
     BuildNotFound,
-    defer_job,
     delete_build,
+    queue_build,
     request_cancel,
 )
 from appliance.services.listing import Listing, PageRequest, paginate
@@ -270,28 +266,14 @@ def rebuild(session: Session, caller: Caller, build_id: int, settings: BuildSett
     spec: EnvironmentSpec | LockfileSpec = specification_from_dict(stored.spec)
     if spec.name != environment.name:
         spec = specification_from_dict(stored.spec, name=environment.name)
-    new_id = next_build_id(session)
-    scheduled = datetime.now(UTC)
-    request = BuildRequest(
-        found.namespace,
-        spec,
-        new_id,
-        scheduled_on=scheduled,
-        key_version=settings.build_key_version,
-    )
-    build = Build(
-        id=new_id,
+    return queue_build(
+        session,
+        namespace=found.namespace,
         environment_id=environment.id,
+        specification=spec,
         specification_id=stored.id,
-        status=BuildStatus.QUEUED,
-        scheduled_on=scheduled,
-        build_key=request.build_key,
         key_version=settings.build_key_version,
     )
-    session.add(build)
-    session.flush()
-    build.job_id = defer_job(session, BUILD, {"build_id": new_id}, lock=build_lock(new_id))
-    return new_id
 
 
 def cancel_build(session: Session, caller: Caller, build_id: int) -> str:

@@ -179,28 +179,46 @@ def submit_specification(
         )
         if existing is not None:
             return Submitted(build_id=existing, environment_id=environment.id, created=False)
+    build_id = queue_build(
+        session,
+        namespace=namespace,
+        environment_id=environment.id,
+        specification=prepared,
+        specification_id=stored.id,
+        key_version=settings.build_key_version,
+    )
+    return Submitted(build_id=build_id, environment_id=environment.id, created=True)
+
+
+def queue_build(
+    session: Session,
+    *,
+    namespace: str,
+    environment_id: int,
+    specification: EnvironmentSpec | LockfileSpec,
+    specification_id: int,
+    key_version: int,
+) -> int:
+    """A new QUEUED build of the stored specification in the environment, with its job
+    deferred in this transaction; its id."""
     build_id = next_build_id(session)
     scheduled = datetime.now(UTC)
     request = BuildRequest(
-        namespace,
-        prepared,
-        build_id,
-        scheduled_on=scheduled,
-        key_version=settings.build_key_version,
+        namespace, specification, build_id, scheduled_on=scheduled, key_version=key_version
     )
     build = Build(
         id=build_id,
-        environment_id=environment.id,
-        specification_id=stored.id,
+        environment_id=environment_id,
+        specification_id=specification_id,
         status=BuildStatus.QUEUED,
         scheduled_on=scheduled,
         build_key=request.build_key,
-        key_version=settings.build_key_version,
+        key_version=key_version,
     )
     session.add(build)
     session.flush()
     build.job_id = defer_job(session, BUILD, {"build_id": build_id}, lock=build_lock(build_id))
-    return Submitted(build_id=build_id, environment_id=environment.id, created=True)
+    return build_id
 
 
 @dataclass(frozen=True)
