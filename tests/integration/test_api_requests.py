@@ -140,3 +140,15 @@ def test_the_conda_store_client_s_slash_after_the_query_is_tolerated(
     page = api.get("/api/v1/namespace/?page=2&size=2/", headers=callers.admin)
     assert page.status_code == 200, page.text
     assert [n["name"] for n in page.json()["data"]] == ["c"]
+
+
+class TestWithTheApiSwitchedOff:
+    @pytest.fixture
+    def kiln_config_lines(self) -> list[str]:
+        return ["c.CondaStoreServer.enable_api = False"]
+
+    def test_no_api_routes_are_served_but_the_probes_are(self, api: TestClient[Litestar]) -> None:
+        assert api.get("/api/v1/").status_code == 404
+        assert api.post("/login/", json={"username": "a", "password": "b"}).status_code == 404
+        assert api.get("/healthz").status_code == 200
+        assert "/api/v1/" not in api.get("/openapi.json").json()["paths"]
