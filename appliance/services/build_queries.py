@@ -69,6 +69,7 @@ MAX_FILTER_LENGTH = 255
 
 #: Most ``packages`` one listing may filter on.
 
+
 def check_text(parameter: str, value: str | None) -> str | None:
     """``value`` if it can be a filter on names; raises :class:`InvalidFilter` otherwise
     (longer than any name, or holding a NUL character, which PostgreSQL text cannot)."""

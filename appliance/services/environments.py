@@ -105,7 +105,6 @@ ENVIRONMENT_SORT_KEYS = ("namespace", "name")
 MAX_DESCRIPTION_LENGTH = 16 * 1024
 
 
-
 # --- reading ----------------------------------------------------------------------------------
 
 
