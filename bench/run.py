@@ -1,11 +1,12 @@
 """``make bench``: Kiln's benchmarks, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve] [api]
+    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve] [api] [image] [registry]
 
 With no arguments all of them run: the build engine (``install``, ``pack``, ``solve``) and the
 control plane (``queue``: submit-to-BUILDING latency; ``serve``: ``kiln serve`` start-up and
-idle memory) and the REST API (``api``: listings under load from wrk). Each benchmark prints
-its detail lines and one summary line per figure
+idle memory), the REST API (``api``: listings under load from wrk) and images (``image``: image
+build vs ``tar | gzip``; ``registry``: a 200 MB pull with skopeo vs Debian's distribution).
+Each benchmark prints its detail lines and one summary line per figure
 (``install  kiln 61.2ms  baseline(cp -al) 35.0ms  ratio 1.75x  budget 3x  OK``); a final table
 repeats them with minimums. Budgets are reported, never enforced: the exit status is 0 when
 every benchmark measured, even over budget, and 1 when one broke (its traceback is printed and the
@@ -49,6 +50,18 @@ def _serve(scratch: Path) -> list[Result]:
 
 
 #: Every benchmark, in the order they run; each takes a fresh scratch directory.
+def _image(scratch: Path) -> list[Result]:
+    import image_build
+
+    return image_build.run(scratch)
+
+
+def _registry(scratch: Path) -> list[Result]:
+    import registry_pull
+
+    return registry_pull.run(scratch)
+
+
 def _api(scratch: Path) -> list[Result]:
     import api_throughput
 
@@ -62,6 +75,8 @@ BENCHMARKS: dict[str, Callable[[Path], list[Result]]] = {
     "queue": _queue,
     "serve": _serve,
     "api": _api,
+    "image": _image,
+    "registry": _registry,
 }
 
 

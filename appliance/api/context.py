@@ -46,6 +46,9 @@ class ApiSettings:
     max_page_size: int = 100
     default_namespace: str = "default"
     max_body_bytes: int = MAX_BODY_BYTES
+    #: ``CondaStoreServer.registry_external_url``: host[:port] of image references ("" means
+    #: the request's host).
+    registry_external_url: str = ""
 
 
 @dataclass
@@ -80,6 +83,7 @@ class ApiContext:
                 url_prefix=server.url_prefix,
                 max_page_size=server.max_page_size,
                 default_namespace=config.conda_store.default_namespace,
+                registry_external_url=server.registry_external_url,
             ),
             tokens=TokenSettings(
                 secret=backend.secret or load_or_create_secret(config.data_dir.secrets, JWT_SECRET),

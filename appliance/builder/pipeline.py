@@ -1,5 +1,5 @@
 """One build, start to finish: prepare, solve (or read the lockfile), lock, install, pip,
-finish the prefix, export, pack, and finally make it the current environment.
+finish the prefix, export, pack, image, and finally make it the current environment.
 
 The pipeline is the only place that knows the order of the steps; each step lives in its own
 module. Artifacts are stored as soon as they exist (the log line by line), so a user watching a
@@ -26,10 +26,22 @@ from appliance.builder import activate, export, install, lock, pack, pip
 from appliance.builder.buildlog import BuildLog, LogSink, StepTiming
 from appliance.builder.platforms import target_platforms
 from appliance.builder.policy import apply_package_policy
-from appliance.builder.settings import CONDA_PACK, DIRECTORY, LOCKFILE, LOGS, YAML, BuildSettings
+from appliance.builder.settings import (
+    CONDA_PACK,
+    DIRECTORY,
+    LOCKFILE,
+    LOGS,
+    OCI_IMAGE,
+    YAML,
+    BuildSettings,
+)
 from appliance.builder.solve import solve
 from appliance.common.errors import BuildError, KilnError
 from appliance.config.platforms import current_platform
+from appliance.oci.build import assemble_image, store_image
+from appliance.oci.image import ImageDescription
+from appliance.oci.layers import carry_files
+from appliance.oci.store import load_base_image
 from appliance.schemas.channels import check_allowed_channels, normalize_channel
 from appliance.schemas.specification import EnvironmentSpec, LockfileSpec
 from appliance.storage.base import ArtifactKind, Storage
@@ -186,6 +198,18 @@ def prepare_specification(
     )
     solve_channels(spec, settings)
     return spec
+
+
+@dataclass(frozen=True)
+class _ImageInputs:
+    """What the image step takes from the build before it."""
+
+    records: list[RepoDataRecord]
+    prefix: Path
+    platform: str
+    variables: Mapping[str, str]
+    lockfile: str
+    with_pip: bool
 
 
 class StorageLogSink:
@@ -398,6 +422,20 @@ class Builder:
         if CONDA_PACK in settings.artifacts:
             with log.step("conda-pack"):
                 artifacts[CONDA_PACK] = await asyncio.to_thread(self._pack, prefix, key)
+        if OCI_IMAGE in settings.artifacts:
+            with log.step("image"):
+                artifacts[OCI_IMAGE] = await self._image(
+                    request,
+                    _ImageInputs(
+                        records=resolved.records[platform],
+                        prefix=prefix,
+                        platform=platform,
+                        variables=variables,
+                        lockfile=lockfile_text,
+                        with_pip=bool(pip_installed or resolved.pip_locked),
+                    ),
+                    log,
+                )
         if link is not None:
             with log.step("activate"):
                 activate.point_environment_at(link, prefix)
@@ -440,6 +478,68 @@ class Builder:
         activate.make_metadata_readable(prefix)
         activate.apply_permissions(prefix, self.settings.permissions)
         return records
+
+    async def _image(self, request: BuildRequest, inputs: _ImageInputs, log: BuildLog) -> str:
+        """Build and store the build's OCI image; returns its manifest's storage key.
+
+        The environment is installed a second time, for the in-image prefix
+        (``Images.image_prefix``), into a scratch directory next to the build: hardlinks from
+        the package cache, with every prefix in the packages' files rewritten for the image.
+        Files pip installed are copied from the build with the prefix rewritten in text files.
+        The scratch directory is removed whatever happens.
+        """
+        image = self.settings.image
+        in_image = image.prefix_for(request.namespace, request.name)
+        if len(in_image) > MAX_PREFIX_LENGTH:
+            raise BuildError(
+                f"the in-image prefix {in_image} is longer than {MAX_PREFIX_LENGTH} characters: "
+                "shorten Images.image_prefix or the environment name"
+            )
+        base = await asyncio.to_thread(
+            load_base_image, self.storage, image.base_for(request), inputs.platform
+        )
+        log.write(f"image prefix {in_image}, base image {base.reference}")
+        with tempfile.TemporaryDirectory(prefix="kiln-image-", dir=inputs.prefix.parent) as tmp:
+            scratch = Path(tmp)
+            staged = scratch / "environment"
+            await install.install_prefix(
+                inputs.records,
+                staged,
+                package_cache=self.settings.package_cache,
+                log=BuildLog(),
+                target_prefix=in_image,
+            )
+            if inputs.with_pip:
+                carried = await asyncio.to_thread(carry_files, inputs.prefix, staged, in_image)
+                log.write(f"{carried} files installed by pip copied into the image")
+            activate.write_variables(staged, inputs.variables)
+            description = ImageDescription(
+                namespace=request.namespace,
+                environment=request.name,
+                prefix=in_image,
+                platform=inputs.platform,
+                lockfile_sha256=hashlib.sha256(inputs.lockfile.encode()).hexdigest(),
+                build_id=request.build_id if image.build_label else None,
+                variables=inputs.variables,
+            )
+            assembled = await asyncio.to_thread(
+                assemble_image,
+                staged=staged,
+                description=description,
+                base=base,
+                max_layers=image.max_layers,
+                workdir=scratch / "layers",
+                log=log.write,
+            )
+            published = await asyncio.to_thread(
+                store_image, self.storage, assembled, refresh_after=image.grace / 2
+            )
+        log.write(
+            f"stored {published.uploaded} new blobs ({published.uploaded_bytes / 1e6:.1f} MB), "
+            f"{published.reused} already stored; image {assembled.manifest_digest} "
+            f"({assembled.size / 1e6:.1f} MB compressed)"
+        )
+        return assembled.manifest_key
 
     def _store_text(self, kind: ArtifactKind, build_key: str, text: str) -> str:
         storage_key = kind.storage_key(build_key)

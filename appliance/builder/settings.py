@@ -14,6 +14,8 @@ from pathlib import Path
 from appliance.builder.policy import PackagePolicy
 from appliance.config.loader import KilnConfig
 from appliance.config.platforms import current_platform
+from appliance.oci.build import ImageSettings
+from appliance.oci.layout import SCRATCH
 from appliance.schemas.specification import SpecLimits
 
 #: Build artifact type names (conda-store's ``BuildArtifactType``), as listed in
@@ -62,8 +64,9 @@ class BuildSettings:
             "linux-64": ("__unix", "__linux=5.10", "__glibc=2.28", "__archspec=1=x86_64")
         }
     )
-    #: Artifact type names to produce (LOGS, LOCKFILE and DIRECTORY are always produced).
-    artifacts: frozenset[str] = frozenset({LOGS, LOCKFILE, YAML, CONDA_PACK})
+    #: Artifact type names to produce (LOGS, LOCKFILE and DIRECTORY are always produced); the
+    #: default is ``CondaStore.build_artifacts``'s.
+    artifacts: frozenset[str] = frozenset({LOGS, LOCKFILE, YAML, CONDA_PACK, OCI_IMAGE})
     permissions: Permissions = field(default_factory=Permissions)
     policy: PackagePolicy = field(default_factory=PackagePolicy)
     limits: SpecLimits = field(default_factory=SpecLimits)
@@ -73,6 +76,8 @@ class BuildSettings:
     build_key_version: int = 2
     #: Extra environment for subprocesses the build runs (pip); never the worker's own.
     subprocess_environment: Mapping[str, str] = field(default_factory=dict)
+    #: How the OCI_IMAGE artifact is built (``Images`` and ``default_docker_base_image``).
+    image: ImageSettings = field(default_factory=ImageSettings)
 
     def build_parent(self, namespace: str, name: str) -> Path:
         """Directory that holds the build prefixes of ``namespace``."""
@@ -106,6 +111,8 @@ def settings_from_config(config: KilnConfig) -> BuildSettings:
     """The engine's view of a loaded configuration (``CondaStore`` and ``Builder`` sections)."""
     store = config.conda_store
     builder = config.builder
+    images = config.images
+    base = store.default_docker_base_image
     platforms = tuple(store.conda_solve_platforms)
     return BuildSettings(
         store_directory=Path(store.store_directory),
@@ -139,4 +146,12 @@ def settings_from_config(config: KilnConfig) -> BuildSettings:
         ),
         max_solve_seconds=float(store.conda_max_solve_time),
         build_key_version=int(store.build_key_version),
+        image=ImageSettings(
+            prefix=images.image_prefix,
+            base_image=base if isinstance(base, str) else SCRATCH,
+            base_image_for=None if isinstance(base, str) else base,
+            max_layers=int(images.max_layers),
+            build_label=bool(images.build_label),
+            blob_grace_seconds=float(images.blob_grace_period),
+        ),
     )

@@ -24,7 +24,18 @@ from appliance.common.errors import KilnError
 from appliance.common.process import exit_now
 
 #: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
-COMMANDS = ("channel", "build", "config", "migrate", "worker", "web", "token", "user", "serve")
+COMMANDS = (
+    "channel",
+    "build",
+    "config",
+    "migrate",
+    "worker",
+    "web",
+    "token",
+    "user",
+    "serve",
+    "image",
+)
 
 
 def _import_command(name: str) -> ModuleType:
@@ -65,6 +76,10 @@ def _import_command(name: str) -> ModuleType:
         from appliance.cli import serve
 
         return serve
+    if name == "image":
+        from appliance.cli import image
+
+        return image
     return importlib.import_module(f"appliance.cli.{name}")
 
 

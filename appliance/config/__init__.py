@@ -14,6 +14,7 @@ Modules: ``store`` (CondaStore), ``builder`` (Builder), ``server`` (CondaStoreSe
 (Authentication classes and backends), ``obsolete`` (conda-store classes accepted and ignored),
 ``catalog`` (the list of known classes), ``compat`` (``conda_store_server.*`` names for
 configuration files), ``loader``, ``generate``, ``show``, ``verify``.
+``images`` (Images) configures the OCI images of builds.
 ``postgres`` (ManagedPostgres) configures the PostgreSQL server `kiln serve` runs itself.
 """
 
@@ -30,6 +31,7 @@ from appliance.config.auth import (
 )
 from appliance.config.base import KilnConfigurable
 from appliance.config.builder import Builder
+from appliance.config.images import Images
 from appliance.config.loader import (
     InvalidConfiguration,
     KilnConfig,
@@ -55,6 +57,7 @@ __all__ = [
     "DummyAuthentication",
     "GenericOAuthAuthentication",
     "GithubOAuthAuthentication",
+    "Images",
     "InvalidConfiguration",
     "JupyterHubOAuthAuthentication",
     "KilnConfig",

@@ -20,6 +20,7 @@ from appliance.config.auth import (
 )
 from appliance.config.base import KilnConfigurable
 from appliance.config.builder import Builder
+from appliance.config.images import Images
 from appliance.config.obsolete import ContainerRegistry
 from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
@@ -31,6 +32,7 @@ from appliance.config.worker import CondaStoreWorker
 CLASSES: tuple[type[KilnConfigurable], ...] = (
     CondaStore,
     Builder,
+    Images,
     CondaStoreServer,
     CondaStoreWorker,
     ManagedPostgres,

@@ -52,6 +52,7 @@ from appliance.config.base import (
 from appliance.config.builder import Builder
 from appliance.config.catalog import CLASSES, CLASSES_BY_NAME
 from appliance.config.compat import config_file_builtins, provided_names
+from appliance.config.images import Images
 from appliance.config.platforms import current_platform
 from appliance.config.postgres import ManagedPostgres
 from appliance.config.server import CondaStoreServer
@@ -456,6 +457,8 @@ class KilnConfig:
 
         self.conda_store = self.section(CondaStore)
         self.builder = self.section(Builder)
+        #: How OCI images of builds are made (``Images``).
+        self.images = self.section(Images)
         self.server = self.section(CondaStoreServer)
         self.worker = self.section(CondaStoreWorker)
         self.local_storage = self.section(LocalStorage)
@@ -491,6 +494,7 @@ class KilnConfig:
         sections: list[Configurable] = [
             self.conda_store,
             self.builder,
+            self.images,
             self.server,
             self.worker,
             self.supervisor,

@@ -197,16 +197,18 @@ def locate_current_lockfile(
     return _location(found, ArtifactKind.LOCKFILE, produced)
 
 
-def image_reference(session: Session, caller: Caller, build_id: int) -> str:
-    """``<namespace>/<environment>:<build id>``, the image of ``build_id`` in Kiln's registry
-    (prefix it with the registry's host). :class:`ArtifactNotFound` when it has no image."""
+def image_reference(session: Session, caller: Caller, build_id: int, host: str) -> str:
+    """``<host>/<namespace>/<environment>:<build id>``, what ``docker pull`` takes to pull the
+    image of ``build_id`` from Kiln's registry at ``host`` (``CondaStoreServer.
+    registry_external_url``, or the host the request was sent to). :class:`ArtifactNotFound`
+    when the build has no image."""
     found = find_build(session, caller, build_id, Permission.ENVIRONMENT_READ)
     if not any(a.artifact_type == BuildArtifactType.OCI_IMAGE for a in found.build.artifacts):
         raise ArtifactNotFound(
             f"no image for this build: build {build_id} has no OCI image (images are made when "
             "OCI_IMAGE is in CondaStore.build_artifacts and the build completes)"
         )
-    return f"{found.namespace}/{found.environment}:{build_id}"
+    return f"{host.rstrip('/')}/{found.namespace}/{found.environment}:{build_id}"
 
 
 def refuse_installer(session: Session, caller: Caller, build_id: int) -> NoReturn:

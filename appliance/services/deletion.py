@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from appliance.db.enums import BuildStatus
+from appliance.db.enums import BuildArtifactType, BuildStatus
 from appliance.db.models import Build, BuildArtifact, Environment, Namespace
 
 
@@ -73,6 +73,20 @@ def forget_build_files(session: Session, build_id: int, artifact_ids: Collection
             )
         )
     session.execute(update(Build).where(Build.id == build_id).values(size=0))
+
+
+def image_manifest_keys(session: Session) -> list[str]:
+    """Storage keys of every recorded image manifest (each OCI_IMAGE artifact's key, once):
+    the roots of image garbage collection. Deleted builds that keep their image
+    (``build_artifacts_kept_on_deletion``) and builds not yet removed count too."""
+    return list(
+        session.scalars(
+            select(BuildArtifact.key)
+            .where(BuildArtifact.artifact_type == BuildArtifactType.OCI_IMAGE)
+            .distinct()
+            .order_by(BuildArtifact.key)
+        )
+    )
 
 
 @dataclass(frozen=True)

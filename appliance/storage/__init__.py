@@ -15,6 +15,7 @@ from appliance.storage.base import (
     ArtifactKind,
     InvalidArtifactKey,
     Storage,
+    StoredObject,
     media_type_for,
     validate_key,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "LocalArtifactStore",
     "S3ArtifactStore",
     "Storage",
+    "StoredObject",
     "media_type_for",
     "validate_key",
 ]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import enum
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Generator
-from datetime import timedelta
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from appliance.common.errors import ArtifactNotFound, StorageError
 
@@ -146,6 +147,24 @@ _KIND_LAYOUT: dict[ArtifactKind, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One stored artifact as a listing shows it (:meth:`Storage.objects`)."""
+
+    key: str
+    size: int
+    #: When its content was last written (or :meth:`Storage.touch` ed), timezone-aware UTC.
+    modified: datetime
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can start a valid key (``""``, ``"oci/"``,
+    ``"oci/blobs/sha256/ab"``), else raise :class:`InvalidArtifactKey`."""
+    if prefix:
+        validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
+
+
 class Storage(ABC):
     """An artifact store: bytes under validated keys.
 
@@ -228,6 +247,34 @@ class Storage(ABC):
         ``None`` means the store has no such URL and Kiln must serve the bytes itself. Either
         way the caller checks permissions first: anyone holding the URL can download until it
         expires. No existence check is made: a missing key gives the client the store's 404.
+        """
+
+    @abstractmethod
+    def objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every stored artifact whose key starts with ``prefix`` (a plain string prefix, as in
+        S3: ``"oci/blobs/"`` lists a "directory", ``"oci/blobs/sha256/ab"`` the keys beginning
+        so), in key order, with its size and modification time.
+
+        For maintenance (garbage collection of image blobs), not for request paths: the cost is
+        proportional to the number of keys listed. Artifacts written while the listing runs may
+        or may not appear; in-progress writes never do.
+        """
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """The keys :meth:`objects` lists, without their sizes and times."""
+        return (stored.key for stored in self.objects(prefix))
+
+    @abstractmethod
+    def modified(self, key: str) -> datetime:
+        """When ``key`` was last written or touched (timezone-aware UTC)."""
+
+    @abstractmethod
+    def touch(self, key: str) -> None:
+        """Make :meth:`modified` of ``key`` now without changing its bytes.
+
+        Image builds touch the old blobs they reuse, so that garbage collection, which spares
+        recently modified blobs, cannot remove a blob that a build in progress relies on.
+        Raises :class:`~appliance.common.errors.ArtifactNotFound` when ``key`` does not exist.
         """
 
     def location(self, key: str) -> str:

@@ -7,19 +7,26 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Generator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
 from appliance.common.errors import ArtifactNotFound, StorageError
-from appliance.storage.base import DEFAULT_CHUNK_SIZE, Storage, check_range, validate_key
+from appliance.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    Storage,
+    StoredObject,
+    check_range,
+    validate_key,
+    validate_prefix,
+)
 
 #: Mode of stored files: readable by the group and others, like a file written under umask 022.
 FILE_MODE = 0o644
 
 _COPY_CHUNK = 1024 * 1024
-_READS = ("read", "look up")
+_READS = ("read", "look up", "list")
 
 
 class LocalArtifactStore(Storage):
@@ -163,6 +170,50 @@ class LocalArtifactStore(Storage):
         if not stat.S_ISREG(info.st_mode):
             raise ArtifactNotFound(f"artifact {key!r} not found in {self.storage_path}")
         return info.st_size
+
+    def modified(self, key: str) -> datetime:
+        target = self.path_of(key)
+        with self._errors("look up", key, target):
+            info = target.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtifactNotFound(f"artifact {key!r} not found in {self.storage_path}")
+        return datetime.fromtimestamp(info.st_mtime, UTC)
+
+    def touch(self, key: str) -> None:
+        target = self.path_of(key)
+        with self._errors("look up", key, target):
+            if not target.is_file():
+                raise FileNotFoundError(target)
+            os.utime(target)
+
+    def objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Walk the directory that holds ``prefix``; dot names (in-progress writes) are skipped."""
+        validate_prefix(prefix)
+        directory, _, _ = prefix.rpartition("/")
+        root = self.storage_path.joinpath(*directory.split("/")) if directory else self.storage_path
+        found: list[StoredObject] = []
+        with self._errors("list", prefix or "/", root):
+            self._collect(root, directory, prefix, found)
+        found.sort(key=lambda stored: stored.key)
+        return iter(found)
+
+    def _collect(self, path: Path, key: str, prefix: str, found: list[StoredObject]) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            child = f"{key}/{entry.name}" if key else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if child.startswith(prefix) or prefix.startswith(child + "/"):
+                    self._collect(Path(entry.path), child, prefix, found)
+            elif entry.is_file(follow_symlinks=False) and child.startswith(prefix):
+                info = entry.stat(follow_symlinks=False)
+                found.append(
+                    StoredObject(child, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
+                )
 
     def url(self, key: str, *, expires: timedelta) -> str | None:
         validate_key(key)

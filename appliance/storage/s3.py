@@ -13,13 +13,14 @@ import os
 import ssl
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import certifi
 import urllib3
 from minio import Minio
+from minio.commonconfig import REPLACE, CopySource
 from minio.credentials.providers import Provider, StaticProvider
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import check_bucket_name
@@ -39,9 +40,11 @@ from appliance.common.errors import ArtifactNotFound, ConfigurationError, Storag
 from appliance.storage.base import (
     DEFAULT_CHUNK_SIZE,
     Storage,
+    StoredObject,
     check_range,
     media_type_for,
     validate_key,
+    validate_prefix,
 )
 
 #: Seconds to wait for a TCP connection before calling the endpoint unreachable.
@@ -289,6 +292,37 @@ class S3ArtifactStore(Storage):
             stat = self._client.stat_object(self.bucket_name, key)
         return stat.size or 0
 
+    def modified(self, key: str) -> datetime:
+        validate_key(key)
+        with self._errors("looking up", key):
+            stat = self._client.stat_object(self.bucket_name, key)
+        return _utc(stat.last_modified)
+
+    def touch(self, key: str) -> None:
+        """Copy the object onto itself (server side, new metadata), which renews its
+        modification time; objects over 5 GiB are copied part by part, still server side."""
+        validate_key(key)
+        with self._errors("touching", key):
+            self._client.copy_object(
+                self.bucket_name,
+                key,
+                CopySource(self.bucket_name, key),
+                metadata={"Content-Type": media_type_for(key)},
+                metadata_directive=REPLACE,
+            )
+
+    def objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """A paged listing (1,000 keys per request); keys outside Kiln's rules are skipped."""
+        validate_prefix(prefix)
+        with self._errors("listing", None):
+            listing = self._client.list_objects(self.bucket_name, prefix=prefix, recursive=True)
+            found = [
+                StoredObject(item.object_name, item.size or 0, _utc(item.last_modified))
+                for item in listing
+                if item.object_name is not None and not item.is_dir and _valid(item.object_name)
+            ]
+        return iter(found)
+
     def location(self, key: str) -> str:
         return f"s3://{self.bucket_name}/{validate_key(key)}"
 
@@ -479,6 +513,20 @@ def _innermost(exc: BaseException) -> str:
     if isinstance(inner, OSError) and inner.strerror:
         return inner.strerror
     return str(inner) or type(inner).__name__
+
+
+def _utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.fromtimestamp(0, UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _valid(key: str) -> bool:
+    try:
+        validate_key(key)
+    except StorageError:
+        return False
+    return True
 
 
 def _nothing() -> Generator[bytes, None, None]:

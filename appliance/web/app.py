@@ -26,6 +26,7 @@ from appliance.api.context import ApiContext
 from appliance.api.routes import api_routers, document_errors, login_routers
 from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
+from appliance.registry import for_registry_paths, registry_router
 from appliance.web.allow import AllowHeader
 from appliance.web.client_quirks import TrailingSlashInQuery
 from appliance.web.docs import DocsPage, openapi_document
@@ -48,7 +49,8 @@ def create_app(
     ``status`` is where probes and scrapes read the database's facts (default: a
     :class:`~appliance.db.status.StatusReader` on ``settings.database_url``); the app owns it
     and closes it at shutdown. ``api`` is what the REST API serves from (default: built from
-    the configuration ``settings`` names, when ``settings.enable_api``); the app owns it too.
+    the configuration ``settings`` names, when ``settings.enable_api`` or
+    ``settings.enable_registry``); the app owns it too.
     ``route_handlers`` are served under the url_prefix (tests use it).
 
     Nothing connects to the database here: a web process starts, and answers ``/healthz``,
@@ -56,7 +58,7 @@ def create_app(
     """
     if status is None:
         status = StatusReader(settings.database_url, timeout=settings.database_timeout)
-    if api is None and settings.enable_api:
+    if api is None and (settings.enable_api or settings.enable_registry):
         api = ApiContext.from_config(
             load_config(settings.config_file, settings.data_dir),
             database_url=settings.database_url,
@@ -67,6 +69,7 @@ def create_app(
     _configure_probes(config, settings, status)
     _configure_metrics(config, settings, status)
     _configure_api(config, settings, api)
+    _configure_registry(config, settings, api)
     _configure_routes(config, settings, route_handlers)
     _configure_openapi(config, settings)
     _configure_shutdown(config, status, api)
@@ -115,6 +118,17 @@ def _configure_api(config: AppConfig, settings: WebSettings, api: ApiContext | N
         return
     config.request_max_body_size = api.settings.max_body_bytes
     config.route_handlers.append(_under_prefix(settings, [*api_routers(api), *login_routers(api)]))
+
+
+def _configure_registry(config: AppConfig, settings: WebSettings, api: ApiContext | None) -> None:
+    """The OCI registry at ``/v2/`` (at the root whatever the url_prefix: clients require it
+    there) when ``CondaStoreServer.enable_registry``. Its routes bring their own credentials
+    and error format; the app's exception handlers answer in that format under ``/v2`` too,
+    for requests no registry route matches (other names, pushes)."""
+    if api is None or not settings.enable_registry:
+        return
+    config.route_handlers.append(registry_router(api))
+    config.exception_handlers = for_registry_paths(config.exception_handlers)
 
 
 def _configure_routes(

@@ -28,6 +28,10 @@ class WebSettings:
     enable_metrics: bool = True
     #: ``CondaStoreServer.enable_api``: serve the REST API and login routes.
     enable_api: bool = True
+    #: ``CondaStoreServer.enable_registry``: serve the OCI registry at ``/v2/``. Off unless
+    #: asked for here (tests build apps without it); :meth:`from_config` takes the option,
+    #: which is on by default.
+    enable_registry: bool = False
     #: The configuration file and data dir each web worker process loads the configuration
     #: from (the API needs more of it than these plain values). None: the defaults.
     config_file: str | None = None
@@ -50,6 +54,7 @@ class WebSettings:
             url_prefix=server.url_prefix,
             enable_metrics=server.enable_metrics,
             enable_api=server.enable_api,
+            enable_registry=server.enable_registry,
             config_file=str(config.config_file) if config.config_file else None,
             data_dir=str(config.data_dir.root),
             store_directory=str(config.conda_store.store_directory),

@@ -3,6 +3,12 @@
 
 Files go first, rows last, and every step is idempotent, so a job that is retried (or that
 runs again after its worker died) finishes what the previous run started.
+
+Images are different: their blobs are shared (between builds with packages in common, and
+between builds of the same lockfile, which have the very same manifest). Removing a build's
+OCI_IMAGE drops its row only; then image garbage collection (:mod:`appliance.oci.collect`)
+removes the blobs no recorded image and no imported base image refers to, the build's manifest
+included, once they are older than ``Images.blob_grace_period``.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
-from appliance.builder.settings import DIRECTORY
-from appliance.common.errors import KilnError
+from appliance.builder.settings import DIRECTORY, OCI_IMAGE
+from appliance.common.errors import KilnError, StorageError
+from appliance.oci.collect import GarbageCollection, collect_garbage
+from appliance.oci.layout import InvalidDigest, digest_of_key
 from appliance.services import deletion
 from appliance.services.deletion import BuildFiles, EnvironmentRemoval
 from appliance.worker.context import WorkerContext
@@ -48,6 +56,38 @@ async def remove_deleted_build(worker: WorkerContext, build_id: int) -> None:
     )
     await worker.transactions.run(deletion.forget_build_files, build_id, removed)
     logger.info("removed build %d (%d artifacts)", build_id, len(removed))
+    if _had_image(files, removed):
+        await collect_image_blobs(worker)
+
+
+def _had_image(files: BuildFiles, removed: Collection[int] | None = None) -> bool:
+    return any(
+        artifact.artifact_type == OCI_IMAGE and (removed is None or artifact.id in removed)
+        for artifact in files.artifacts
+    )
+
+
+async def collect_image_blobs(worker: WorkerContext) -> GarbageCollection | None:
+    """Remove the image blobs nothing refers to any more (after the rows are gone).
+
+    Best effort: the deletion itself is done, so a storage failure here is logged, not
+    raised (retrying the job would not run the collection again); the next collection
+    removes what this one left.
+    """
+    keys = await worker.transactions.run(deletion.image_manifest_keys)
+    manifests = []
+    for key in keys:
+        try:
+            manifests.append(digest_of_key(key))
+        except InvalidDigest:
+            logger.warning("ignoring OCI_IMAGE artifact with a key that is not a blob: %s", key)
+    try:
+        return await asyncio.to_thread(
+            collect_garbage, worker.storage, manifests, grace=worker.settings.image.grace
+        )
+    except StorageError as error:
+        logger.warning("image garbage collection stopped: %s", error.message)
+        return None
 
 
 def _remove_build_files(
@@ -73,7 +113,7 @@ def _remove_build_files(
             except OutsideStore as error:
                 logger.error("build %d: %s", files.build_id, error.message)
                 continue
-        else:
+        elif artifact.artifact_type != OCI_IMAGE:  # shared blobs: garbage collection's job
             worker.storage.delete(artifact.key)
         removed.append(artifact.id)
     if DIRECTORY not in kept and (link is None or not link_points_at(link, [prefix])):
@@ -102,6 +142,8 @@ async def remove_deleted_environment(worker: WorkerContext, environment_id: int)
         removal.name,
         len(removal.builds),
     )
+    if any(_had_image(files) for files in removal.builds):
+        await collect_image_blobs(worker)
 
 
 def _remove_environment_files(worker: WorkerContext, removal: EnvironmentRemoval) -> None:

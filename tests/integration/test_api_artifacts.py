@@ -187,7 +187,7 @@ def test_a_missing_artifact_says_why(
     installer = api.get(f"/api/v1/build/{built}/installer/", headers=admin)
     assert installer.status_code == 404
     assert "Kiln does not build constructor installers" in installer.json()["message"]
-    docker = api.get(f"/api/v1/build/{built}/docker/", headers=admin)
+    docker = api.get(f"/api/v1/build/{failed}/docker/", headers=admin)  # failed: no image
     assert docker.status_code == 404
     assert docker.json()["message"].startswith("no image for this build")
 

@@ -25,8 +25,10 @@ ALLOWED: dict[str, set[str]] = {
     "channels": {"common", "config"},
     "db": {"common", "config", "schemas"},
     "queue": {"common", "config", "db"},
-    "builder": {"common", "config", "schemas", "storage", "channels"},
+    "builder": {"common", "config", "schemas", "storage", "channels", "oci"},
     "auth": {"common", "config"},
+    # The image engine: OCI layouts, layers, configs, blobs in storage (no rattler, no db).
+    "oci": {"common", "config", "storage"},
     "observability": {"common", "config"},
     "services": {
         "common",
@@ -38,8 +40,11 @@ ALLOWED: dict[str, set[str]] = {
         "auth",
         "db",
         "queue",
+        "oci",
     },
     "api": {"common", "config", "schemas", "storage", "builder", "auth", "services"},
+    # The registry's routes use the API's context and credentials (appliance.api.security).
+    "registry": {"api", "common", "config", "schemas", "storage", "auth", "services", "oci"},
     "worker": {
         "common",
         "config",
@@ -51,9 +56,11 @@ ALLOWED: dict[str, set[str]] = {
         "queue",
         "services",
         "observability",
+        "oci",
     },
     "web": {
         "api",
+        "registry",
         "common",
         "config",
         "schemas",
@@ -81,6 +88,7 @@ ALLOWED: dict[str, set[str]] = {
         "web",
         "supervisor",
         "observability",
+        "oci",
     },
     # appliance/__init__.py holds the version; appliance/__main__.py is `python -m appliance`.
     "__init__": set(),

@@ -177,9 +177,10 @@ async def get_build_docker_image(
 ) -> Response[str]:
     """``<host>/<namespace>/<environment>:<build id>``, for ``docker pull``; 404 when the
     build has no image."""
-    reference = await context.db.read(artifacts.image_reference, caller, build_id)
+    host = context.settings.registry_external_url or request.url.netloc
+    reference = await context.db.read(artifacts.image_reference, caller, build_id, host)
     return Response(
-        f"{request.url.netloc}/{reference}",
+        reference,
         media_type="text/plain",
         headers={"Deprecation": "true"},
     )
