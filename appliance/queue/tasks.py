@@ -59,6 +59,10 @@ WATCH_PATHS = TaskName("kiln.watch_paths", UPKEEP_QUEUE)
 #: Record the disk usage of this host's store directory. Periodic, on :func:`host_queue`.
 SAMPLE_STORAGE = TaskName("kiln.sample_storage", UPKEEP_QUEUE)
 
+#: Remove image blobs no image refers to any more (after their grace period). Periodic, and
+#: after every build deletion.
+COLLECT_IMAGE_BLOBS = TaskName("kiln.collect_image_blobs", UPKEEP_QUEUE)
+
 #: Queues a worker serves, in the order it takes jobs from them.
 QUEUES = (BUILDS_QUEUE, UPKEEP_QUEUE)
 

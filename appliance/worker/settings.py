@@ -14,6 +14,8 @@ RECOVER_SCHEDULE = "* * * * * */5"
 REFRESH_CHANNELS_SCHEDULE = "*/15 * * * *"
 WATCH_PATHS_SCHEDULE = "* * * * *"
 SAMPLE_STORAGE_SCHEDULE = "* * * * *"
+#: Hourly, so blobs still within their grace period at a deletion are not kept for good.
+COLLECT_IMAGE_BLOBS_SCHEDULE = "17 * * * *"
 
 
 @dataclass(frozen=True)

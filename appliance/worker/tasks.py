@@ -20,6 +20,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from appliance.common.errors import StorageError
 from appliance.queue.tasks import (
     BUILD,
+    COLLECT_IMAGE_BLOBS,
     DELETE_BUILD,
     DELETE_ENVIRONMENT,
     DELETE_NAMESPACE,
@@ -36,6 +37,7 @@ from appliance.worker.context import WorkerContext
 from appliance.worker.environments import point_at_current_build
 from appliance.worker.recovery import recover_interrupted
 from appliance.worker.settings import (
+    COLLECT_IMAGE_BLOBS_SCHEDULE,
     RECOVER_SCHEDULE,
     REFRESH_CHANNELS_SCHEDULE,
     SAMPLE_STORAGE_SCHEDULE,
@@ -138,9 +140,19 @@ def register_tasks(
     async def sample_storage(timestamp: int = 0) -> None:
         await upkeep.sample_storage(worker)
 
+    @app.task(
+        name=COLLECT_IMAGE_BLOBS.name,
+        queue=COLLECT_IMAGE_BLOBS.queue,
+        lock=COLLECT_IMAGE_BLOBS.name,
+        queueing_lock=COLLECT_IMAGE_BLOBS.name,
+    )
+    async def collect_image_blobs(timestamp: int = 0) -> None:
+        await deletion.collect_image_blobs(worker)
+
     if not periodic:
         return
     app.periodic(cron=RECOVER_SCHEDULE)(recover_builds)
+    app.periodic(cron=COLLECT_IMAGE_BLOBS_SCHEDULE)(collect_image_blobs)
     if worker.upkeep.indexed_channels:
         app.periodic(cron=REFRESH_CHANNELS_SCHEDULE)(refresh_channels)
     if worker.upkeep.watch_paths:

@@ -21,8 +21,9 @@ from appliance.db.models import BuildArtifact
 from appliance.oci.export import export_layout
 from appliance.oci.layout import blob_key, digest_of_key
 from appliance.oci.store import manifest_blobs, read_json_blob
+from appliance.queue.tasks import COLLECT_IMAGE_BLOBS
 from appliance.schemas.specification import parse_specification
-from appliance.services.builds import delete_build, submit_specification
+from appliance.services.builds import defer_job, delete_build, submit_specification
 from appliance.storage import LocalArtifactStore, S3ArtifactStore, Storage
 from appliance.worker.settings import UpkeepSettings
 from tests.fixtures import worker
@@ -255,3 +256,25 @@ def test_a_deleted_build_that_keeps_its_image_keeps_its_blobs(
     assert image_key(db_sessions, old) == blob_key(old_digest)
     for digest in manifest_blobs(local_storage, old_digest):
         assert local_storage.exists(blob_key(digest))
+
+
+def test_the_periodic_collection_removes_blobs_left_behind(
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    build_settings: BuildSettings,
+    local_storage: LocalArtifactStore,
+) -> None:
+    """A blob nothing refers to (an interrupted upload, or one still within its grace period
+    when its build was deleted) goes at the next periodic collection; images stay whole."""
+    settings = dataclasses.replace(
+        build_settings, image=dataclasses.replace(build_settings.image, blob_grace_seconds=0.0)
+    )
+    _, digest = built(database, db_sessions, settings, local_storage, TOOL)
+    orphan = "sha256:" + "0" * 64
+    local_storage.put(blob_key(orphan), b"left behind")
+    with db_sessions.begin() as session:
+        defer_job(session, COLLECT_IMAGE_BLOBS, {"timestamp": 0}, lock=None)
+    drain(database, settings, local_storage)
+    assert not local_storage.exists(blob_key(orphan))
+    for blob in manifest_blobs(local_storage, digest):
+        assert local_storage.exists(blob_key(blob))
