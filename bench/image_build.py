@@ -1,10 +1,8 @@
 """Image build benchmark: the OCI image of the ``kiln-demo-big`` environment (3000 files).
 
-Run it on its own (``bench/run.py``'s list does not include it yet; ``run(scratch)`` has the same
-signature as the other benchmarks, so wiring it is one import and one line in ``BENCHMARKS``:
-``"image": image_build.run``)::
+Part of ``make bench``; alone::
 
-    .venv/bin/python bench/image_build.py
+    .venv/bin/python bench/run.py image      # or: .venv/bin/python bench/image_build.py
 
 What is measured, three figures, all against the same baseline: ``tar -cf - . | gzip -<level>
 > file`` of the staged tree (GNU tar and gzip, two processes, so two cores), at Kiln's level

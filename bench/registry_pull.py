@@ -2,8 +2,7 @@
 same image pulled from Debian's ``docker-registry`` (distribution 2.8.2), the reference
 registry.
 
-Run it on its own (it is not in ``bench/run.py``'s list; ``run(scratch)`` has the same signature
-as the other benchmarks, for when it is)::
+Part of ``make bench`` (``bench/run.py registry``); alone, with options::
 
     .venv/bin/python bench/registry_pull.py [--megabytes 210] [--repeats 5] [--workers 1]
                                             [--keep]
