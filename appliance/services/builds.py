@@ -97,18 +97,29 @@ def defer_job(session: Session, task: TaskName, args: dict[str, Any], *, lock: s
 
 
 def _namespace(session: Session, name: str) -> Namespace:
-    namespace = session.scalar(
-        select(Namespace).where(Namespace.name == name, Namespace.active()).with_for_update()
+    """The active namespace ``name``, created if missing, locked for this transaction. Safe
+    against a concurrent submission creating it too (the insert yields to the other's)."""
+    session.execute(
+        insert(Namespace)
+        .values(name=name)
+        .on_conflict_do_nothing(index_elements=["name"], index_where=Namespace.active())
     )
-    if namespace is None:
-        namespace = Namespace(name=name)
-        session.add(namespace)
-        session.flush()
-    return namespace
+    return session.scalars(
+        select(Namespace).where(Namespace.name == name, Namespace.active()).with_for_update()
+    ).one()
 
 
 def _environment(session: Session, namespace: Namespace, name: str) -> Environment:
-    environment = session.scalar(
+    """The active environment ``name`` of ``namespace``, created if missing, locked for this
+    transaction (race-free like :func:`_namespace`)."""
+    session.execute(
+        insert(Environment)
+        .values(namespace_id=namespace.id, name=name)
+        .on_conflict_do_nothing(
+            index_elements=["namespace_id", "name"], index_where=Environment.active()
+        )
+    )
+    return session.scalars(
         select(Environment)
         .where(
             Environment.namespace_id == namespace.id,
@@ -116,12 +127,7 @@ def _environment(session: Session, namespace: Namespace, name: str) -> Environme
             Environment.active(),
         )
         .with_for_update()
-    )
-    if environment is None:
-        environment = Environment(namespace_id=namespace.id, name=name)
-        session.add(environment)
-        session.flush()
-    return environment
+    ).one()
 
 
 def _specification(session: Session, spec: EnvironmentSpec | LockfileSpec) -> Specification:

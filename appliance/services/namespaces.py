@@ -148,18 +148,6 @@ def create_namespace(session: Session, caller: Caller, name: str) -> wire.Namesp
     return _detail(namespace)
 
 
-def ensure_namespace(session: Session, name: str) -> Namespace:
-    """The active namespace ``name``, created if missing (no permission check: callers do)."""
-    namespace = session.scalar(
-        select(Namespace).where(Namespace.name == name, Namespace.active()).with_for_update()
-    )
-    if namespace is None:
-        namespace = Namespace(name=check_name(name))
-        session.add(namespace)
-        session.flush()
-    return namespace
-
-
 def _check_roles(policy_roles: frozenset[str], roles: Iterable[str], where: str) -> list[str]:
     names = list(dict.fromkeys(roles))
     unknown = [role for role in names if role not in policy_roles]
