@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import BigInteger, ColumnElement, Row, literal_column, select
 from sqlalchemy.orm import Session
 
 from appliance.auth.rbac import Permission
@@ -56,7 +56,14 @@ from appliance.services.builds import (
     queue_build,
     request_cancel,
 )
-from appliance.services.listing import Listing, PageRequest, paginate
+from appliance.services.listing import (
+    Fragment,
+    Listing,
+    PageRequest,
+    SqlListing,
+    paginate_sql,
+    visible_environments,
+)
 
 #: Sort keys of ``GET /build/`` (conda-store's), ``id`` by default.
 BUILD_SORT_KEYS = ("id", "started_on", "scheduled_on", "ended_on")
@@ -120,30 +127,45 @@ def _status(value: str) -> BuildStatus:
         ) from None
 
 
-def _conditions(filters: BuildFilters) -> list[ColumnElement[bool]]:
+#: ``build.id`` as text, for the subqueries of filters: compiled on their own (as
+#: :class:`~appliance.services.listing.Fragment`), a reference to the mapped column would add
+#: ``build`` to the subquery's FROM instead of referring to the listing's row.
+_BUILD_ID = literal_column("build.id", BigInteger)
+
+
+@dataclass(frozen=True)
+class _Conditions:
+    """SQL conditions of a build listing's filters: on the build itself, and on its environment
+    and namespace (kept apart so that the total can be counted on ``build`` alone)."""
+
+    build: list[ColumnElement[bool]]
+    environment: list[ColumnElement[bool]]
+
+
+def _conditions(filters: BuildFilters) -> _Conditions:
     """SQL conditions of ``filters``; raises :class:`InvalidFilter` for a bad value. Empty
     texts filter nothing (conda-store's UI sends ``namespace=&name=`` before a choice)."""
-    conditions: list[ColumnElement[bool]] = []
+    conditions = _Conditions(build=[], environment=[])
     if filters.status:
-        conditions.append(Build.status == _status(filters.status))
+        conditions.build.append(Build.status == _status(filters.status))
     if filters.environment_id is not None:
         if not 0 < filters.environment_id <= MAX_ID:
             raise InvalidFilter(
                 f"environment_id must be a positive integer, not {filters.environment_id}"
             )
-        conditions.append(Build.environment_id == filters.environment_id)
+        conditions.build.append(Build.environment_id == filters.environment_id)
     if check_text("name", filters.name):
-        conditions.append(Environment.name == filters.name)
+        conditions.environment.append(Environment.name == filters.name)
     if check_text("namespace", filters.namespace):
-        conditions.append(Namespace.name == filters.namespace)
+        conditions.environment.append(Namespace.name == filters.namespace)
     if check_text("artifact", filters.artifact):
         kind = artifact_type(filters.artifact or "")
         if kind is None:
-            conditions.append(Build.id.is_(None))  # a type Kiln never produces
+            conditions.build.append(Build.id.is_(None))  # a type Kiln never produces
         else:
-            conditions.append(has_artifact(kind, Build.id))
+            conditions.build.append(has_artifact(kind, _BUILD_ID))
     wanted = package_names(name for name in filters.packages if check_text("packages", name))
-    conditions.extend(installed(name, Build.id) for name in wanted)
+    conditions.build.extend(installed(name, _BUILD_ID) for name in wanted)
     return conditions
 
 
@@ -174,33 +196,70 @@ def _summary(row: Any) -> wire.Build:
     )
 
 
+def _summary_of_row(row: Row[Any]) -> wire.Build:
+    """A build of a listing from its row (:data:`_LISTED_COLUMNS`, in order)."""
+    return wire.Build(
+        id=row[0],
+        environment_id=row[1],
+        status=row[2],
+        status_info=row[3],
+        size=row[4],
+        scheduled_on=row[5],
+        started_on=row[6],
+        ended_on=row[7],
+        deleted_on=row[8],
+    )
+
+
+#: What a listing reads of each build (the fields of :func:`_summary_of_row`, in order).
+_LISTED_COLUMNS = (
+    "build.id, build.environment_id, build.status, build.status_info, build.size, "
+    "build.scheduled_on, build.started_on, build.ended_on, build.deleted_on"
+)
+_ACTIVE_ENVIRONMENT = Fragment("environment.deleted_on IS NULL AND namespace.deleted_on IS NULL")
+_ENVIRONMENTS = "environment JOIN namespace ON namespace.id = environment.namespace_id"
+
+
 def list_builds(
     session: Session, caller: Caller, filters: BuildFilters, page: PageRequest
 ) -> Listing[wire.Build]:
     """One page of the builds of environments the caller has any binding on, deleted builds
-    included (with ``deleted_on``), builds of deleted environments not."""
+    included (with ``deleted_on``), builds of deleted environments not.
+
+    Hand-written SQL (see :mod:`appliance.services.listing`): the page follows the index of
+    the sort column and stops after ``size`` rows; the total is counted on ``build`` alone,
+    as a semi-join with the (few) visible environments.
+    """
     access = caller.access(session)
-    statement = (
-        select(*_SUMMARY_COLUMNS)
-        .join(Environment, Environment.id == Build.environment_id)
-        .join(Namespace, Namespace.id == Environment.namespace_id)
-        .where(
-            Environment.active(),
-            Namespace.active(),
-            access.visible_environments(Namespace.name, Environment.name),
-            *_conditions(filters),
-        )
+    conditions = _conditions(filters)
+    on_environment = Fragment.all_of(
+        [
+            _ACTIVE_ENVIRONMENT,
+            visible_environments(access),
+            *[Fragment.compiled(condition) for condition in conditions.environment],
+        ]
     )
-    rows, count = paginate(
-        session,
-        statement,
-        page,
-        sort_columns={key: [getattr(Build, key)] for key in BUILD_SORT_KEYS},
+    on_build = Fragment.all_of([Fragment.compiled(c) for c in conditions.build])
+    total = Fragment(
+        # ``build`` here is the count's own (the innermost FROM of that name), also for the
+        # filters' subqueries: the count does not depend on the page's row.
+        "SELECT count(*) FROM build WHERE build.environment_id IN "
+        f"(SELECT environment.id FROM {_ENVIRONMENTS} WHERE {on_environment.sql}) "
+        f"AND {on_build.sql}",
+        (*on_environment.values, *on_build.values),
+    )
+    listing = SqlListing(
+        columns=_LISTED_COLUMNS,
+        source=f"build JOIN {_ENVIRONMENTS} ON environment.id = build.environment_id",
+        where=Fragment.all_of([on_environment, on_build]),
+        total=total,
+        sort_columns={key: [f"build.{key}"] for key in BUILD_SORT_KEYS},
         default_sort=["id"],
-        tiebreak=Build.id,
+        tiebreak="build.id",
     )
+    rows, count = paginate_sql(session, listing, page)
     return Listing(
-        items=[_summary(row) for row in rows], count=count, page=page.page, size=page.size
+        items=[_summary_of_row(row) for row in rows], count=count, page=page.page, size=page.size
     )
 
 

@@ -2,7 +2,8 @@
 
 A listing use case builds its filtered ``select`` and hands it to :func:`paginate` with the
 columns its sort keys name; :func:`paginate` counts the matches, orders (always ending with the
-primary key, so pages are stable), and fetches one page.
+primary key, so pages are stable), and fetches one page. The busiest listings write their SQL
+as text instead and use :func:`paginate_sql` (see "hand-written listings" below).
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, SQLColumnExpression, func, select
+from sqlalchemy import ColumnElement, Row, Select, SQLColumnExpression, func, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
+
+from appliance.db.models import Environment, Namespace
+from appliance.services.access import Access
 
 T = TypeVar("T")
 
@@ -72,3 +77,122 @@ def paginate(
 
 #: Name of the column :func:`paginate` adds to each row: the number of rows on all pages.
 TOTAL = "kiln_total"
+
+
+# --- hand-written listings ----------------------------------------------------------------------
+#
+# The busiest listings (``GET /api/v1/environment/`` and ``/api/v1/build/``) do not build a
+# SQLAlchemy statement per request: constructing one, computing its cache key and processing
+# 100 result rows through the ORM cost more CPU than PostgreSQL spends answering. They write
+# their SELECT as text with positional ``%s`` placeholders, execute it on the session's
+# connection (``exec_driver_sql``: errors are still SQLAlchemy's, so a dead connection is still
+# noticed and retried), and build their wire structs from rows read by position. Conditions
+# they do not write themselves (visibility, the rarer filters) are SQLAlchemy expressions
+# compiled into a :class:`Fragment`: values never enter the SQL text, whoever wrote the
+# condition.
+
+
+class _PositionalDialect(PGDialect_psycopg):
+    """Compiles expressions with ``%s`` placeholders (psycopg's positional paramstyle), so that
+    fragments compiled apart can be joined without their parameter names colliding.
+
+    A dialect that never connected assumes ``standard_conforming_strings=off`` and doubles
+    backslashes in literals (``LIKE ... ESCAPE '\\\\'``, which PostgreSQL refuses); Kiln's
+    servers have it on (PostgreSQL's default since 9.1), which is what a connected dialect
+    learns. SQLAlchemy keeps that in a private attribute: it is set here, on our own subclass.
+    """
+
+    _backslash_escapes = False
+
+
+# SQLAlchemy's dialect constructors are untyped.
+_POSITIONAL = _PositionalDialect(paramstyle="format")  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """SQL text with positional ``%s`` placeholders, and their values in order."""
+
+    sql: str
+    values: tuple[Any, ...] = ()
+
+    @staticmethod
+    def compiled(condition: ColumnElement[Any]) -> Fragment:
+        """``condition`` (a SQLAlchemy expression on the mapped tables, named as in the
+        database: ``build.id``) as a fragment; its values become placeholders."""
+        compiled = condition.compile(
+            dialect=_POSITIONAL, compile_kwargs={"render_postcompile": True}
+        )
+        names = compiled.positiontup or []
+        return Fragment(compiled.string, tuple(compiled.params[name] for name in names))
+
+    @staticmethod
+    def all_of(fragments: Sequence[Fragment]) -> Fragment:
+        """The conjunction of ``fragments`` (TRUE when there are none)."""
+        if not fragments:
+            return Fragment("true")
+        return Fragment(
+            " AND ".join(f"({fragment.sql})" for fragment in fragments),
+            tuple(value for fragment in fragments for value in fragment.values),
+        )
+
+
+@dataclass(frozen=True)
+class SqlListing:
+    """A listing written as SQL text, for :func:`paginate_sql`.
+
+    ``columns``, ``source`` and the ``sort_columns`` are fixed text from the use case's module
+    (never from a request); ``where`` and ``total`` carry the request's values as placeholders.
+    ``total`` is a ``SELECT count(*)`` of exactly the rows ``SELECT columns FROM source WHERE
+    where`` returns; it runs once per page, as a scalar subquery.
+    """
+
+    columns: str
+    source: str
+    where: Fragment
+    total: Fragment
+    sort_columns: Mapping[str, Sequence[str]]
+    default_sort: Sequence[str]
+    tiebreak: str
+
+
+def paginate_sql(
+    session: Session, listing: SqlListing, request: PageRequest
+) -> tuple[Sequence[Row[Any]], int]:
+    """The rows (``listing.columns`` then the total, read by position) of one page of ``listing``
+    and the number of rows on all pages, in one round trip (two past the last page)."""
+    direction = "DESC" if request.descending else "ASC"
+    keys = [*(request.sort_by or listing.default_sort)]
+    order = [f"{column} {direction}" for key in keys for column in listing.sort_columns[key]]
+    order.append(f"{listing.tiebreak} {direction}")
+    statement = (
+        f"SELECT {listing.columns}, ({listing.total.sql}) AS {TOTAL} FROM {listing.source} "
+        f"WHERE {listing.where.sql} ORDER BY {', '.join(order)} LIMIT %s OFFSET %s"
+    )
+    values = (*listing.total.values, *listing.where.values, request.size, request.offset)
+    connection = session.connection()
+    rows = connection.exec_driver_sql(statement, values).all()
+    if rows:
+        return rows, int(rows[0][-1])
+    count = connection.exec_driver_sql(listing.total.sql, listing.total.values).scalar()
+    return rows, int(count or 0)
+
+
+#: Compiled visibility filters by binding patterns (see :func:`visible_environments`).
+_VISIBLE: dict[tuple[str, ...], Fragment] = {}
+#: Distinct binding sets kept; beyond, the cache starts afresh (rare: many distinct callers).
+_VISIBLE_ENTRIES = 1_000
+
+
+def visible_environments(access: Access) -> Fragment:
+    """:meth:`Access.visible_environments` on ``namespace.name`` and ``environment.name``, as
+    a fragment. Compiled once per set of binding patterns (the filter depends on the patterns
+    only, not on their roles): ``TRUE`` for ``*/*``."""
+    key = tuple(sorted(access.bindings))
+    found = _VISIBLE.get(key)
+    if found is None:
+        if len(_VISIBLE) >= _VISIBLE_ENTRIES:
+            _VISIBLE.clear()
+        found = Fragment.compiled(access.visible_environments(Namespace.name, Environment.name))
+        _VISIBLE[key] = found
+    return found

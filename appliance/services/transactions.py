@@ -67,16 +67,22 @@ class AsyncTransactions:
     a change fails with :class:`~appliance.db.errors.DatabaseUnavailable` (it may not have
     happened; nothing is half-done).
 
+    At most ``pool_size`` connections per web process (``kiln serve`` with N web workers
+    holds up to 16 N of PostgreSQL's connections).
+
     Owns its engine: :meth:`close` at shutdown.
     """
 
-    def __init__(self, url: str, *, application_name: str = "kiln-web", pool_size: int = 10):
+    def __init__(self, url: str, *, application_name: str = "kiln-web", pool_size: int = 16):
         self._url = url
         self._engine = create_async_engine(
             url,
             application_name=application_name,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            # No overflow: connections opened beyond the pool would be closed again at once,
+            # and under load PostgreSQL would start (and the pool would set up) one backend
+            # per request. Requests beyond pool_size wait for a connection instead.
+            max_overflow=0,
             pool_pre_ping=False,
         )
         self._sessions = async_session_factory(self._engine)
