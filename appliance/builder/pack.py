@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from appliance.common.errors import BuildError
+from appliance.oci.tarball import split_ustar_name
 
 #: gzip level of the archive, conda-pack's default (a good size/speed balance for environments).
 COMPRESS_LEVEL = 4
@@ -37,19 +38,6 @@ def _octal(value: int, width: int) -> bytes:
     return f"{value:0{width - 1}o}".encode() + b"\0"
 
 
-def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
-    """ustar's (prefix, name) for a path, or None when ustar cannot hold it."""
-    if len(name) <= 100:
-        return b"", name
-    cut = name.rfind(b"/", 0, 156)
-    while cut > 0:
-        prefix, rest = name[:cut], name[cut + 1 :]
-        if len(rest) <= 100 and len(prefix) <= 155:
-            return prefix, rest
-        cut = name.rfind(b"/", 0, cut)
-    return None
-
-
 _MAGIC_AND_OWNERS = b"ustar\x0000" + b"root".ljust(32, b"\0") * 2 + b"\0" * 16
 
 
@@ -58,7 +46,7 @@ def ustar_header(
 ) -> bytes | None:
     """A ustar header owned by root (uid/gid 0: conda-pack archives are unpacked by anyone),
     or None when the name or link target does not fit ustar's fields."""
-    parts = _split_name(name)
+    parts = split_ustar_name(name)
     if parts is None or len(linkname) > 100 or size >= 8**11:
         return None
     prefix, short = parts

@@ -54,7 +54,7 @@ def file_mode(mode: int) -> int:
     return EXECUTABLE_MODE if mode & 0o111 else FILE_MODE
 
 
-def _split(name: bytes) -> tuple[bytes, bytes] | None:
+def split_ustar_name(name: bytes) -> tuple[bytes, bytes] | None:
     """ustar's ``(prefix, name)`` fields for a path, or None when they cannot hold it."""
     if len(name) <= 100:
         return b"", name
@@ -76,7 +76,7 @@ _END = b"\0" * 12
 
 
 def _header(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link: bytes) -> bytes:
-    parts = _split(name)
+    parts = split_ustar_name(name)
     assert parts is not None and len(link) <= 100
     prefix, short = parts
     head = b"%s%07o\x00%s%011o\x00%011o\x00" % (short.ljust(100, b"\0"), mode, _IDS, size, mtime)
@@ -122,11 +122,11 @@ def entry_headers(
     encoded = name.encode("utf-8", "surrogateescape")
     target = link.encode("utf-8", "surrogateescape")
     mtime = max(0, min(mtime, 8**11 - 1))
-    if _split(encoded) is not None and len(target) <= 100 and size < 8**11:
+    if split_ustar_name(encoded) is not None and len(target) <= 100 and size < 8**11:
         return _header(encoded, mode, size, mtime, kind, target)
     records = b""
     short = encoded
-    if _split(encoded) is None:
+    if split_ustar_name(encoded) is None:
         records += _pax_record("path", encoded)
         short = b"PaxHeaders/" + encoded.rsplit(b"/", 1)[-1][:80]
     if len(target) > 100:
