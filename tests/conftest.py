@@ -30,6 +30,11 @@ Fixtures:
     tests.fixtures.api.
 ``oauth_provider``
     A small OAuth 2 provider on 127.0.0.1 (generic and GitHub paths); see tests.fixtures.oauth.
+``chromium`` / ``browser`` / ``page`` / ``live_kiln`` / ``live_kiln_worker``
+    Debian's headless Chromium driven by Playwright, a fresh page per test (a screenshot and the
+    HTML of a failing test's page land in ``test-artifacts/``), and the real web app served by
+    ``kiln web`` on the test database (with a worker when asked); see tests.fixtures.browser.
+    Browser tests are marked ``browser``.
 
 py-rattler can crash the interpreter while it tears down after the last test (NOTES.md). The
 suite's verdict must not depend on that, so pytest leaves through ``os._exit`` with the exit
@@ -52,6 +57,7 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.api",
     "tests.fixtures.oauth",
+    "tests.fixtures.browser",
 ]
 
 _exit_status: list[int] = []
