@@ -27,6 +27,7 @@ from appliance.api.routes import api_routers, document_errors, login_routers
 from appliance.config.loader import load_config
 from appliance.db.status import StatusReader
 from appliance.registry import for_registry_paths, registry_router
+from appliance.ui.pages import ui_handlers
 from appliance.web.allow import AllowHeader
 from appliance.web.client_quirks import TrailingSlashInQuery
 from appliance.web.docs import DocsPage, openapi_document
@@ -49,8 +50,8 @@ def create_app(
     ``status`` is where probes and scrapes read the database's facts (default: a
     :class:`~appliance.db.status.StatusReader` on ``settings.database_url``); the app owns it
     and closes it at shutdown. ``api`` is what the REST API serves from (default: built from
-    the configuration ``settings`` names, when ``settings.enable_api`` or
-    ``settings.enable_registry``); the app owns it too.
+    the configuration ``settings`` names, when ``settings.enable_api``,
+    ``settings.enable_registry`` or ``settings.enable_ui``); the app owns it too.
     ``route_handlers`` are served under the url_prefix (tests use it).
 
     Nothing connects to the database here: a web process starts, and answers ``/healthz``,
@@ -58,7 +59,7 @@ def create_app(
     """
     if status is None:
         status = StatusReader(settings.database_url, timeout=settings.database_timeout)
-    if api is None and (settings.enable_api or settings.enable_registry):
+    if api is None and (settings.enable_api or settings.enable_registry or settings.enable_ui):
         api = ApiContext.from_config(
             load_config(settings.config_file, settings.data_dir),
             database_url=settings.database_url,
@@ -70,6 +71,7 @@ def create_app(
     _configure_metrics(config, settings, status)
     _configure_api(config, settings, api)
     _configure_registry(config, settings, api)
+    _configure_ui(config, settings, api)
     _configure_routes(config, settings, route_handlers)
     _configure_openapi(config, settings)
     _configure_shutdown(config, status, api)
@@ -129,6 +131,17 @@ def _configure_registry(config: AppConfig, settings: WebSettings, api: ApiContex
         return
     config.route_handlers.append(registry_router(api))
     config.exception_handlers = for_registry_paths(config.exception_handlers)
+
+
+def _configure_ui(config: AppConfig, settings: WebSettings, api: ApiContext | None) -> None:
+    """The web UI (``/ui/``, and a redirect to it from the url prefix itself) when
+    ``CondaStoreServer.enable_ui`` (appliance.ui.pages). Its pages read the same use cases,
+    with the same credentials, as the API."""
+    if api is None or not settings.enable_ui:
+        return
+    config.route_handlers.append(
+        _under_prefix(settings, ui_handlers(api, settings.under_prefix("")))
+    )
 
 
 def _configure_routes(

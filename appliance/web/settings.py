@@ -28,6 +28,9 @@ class WebSettings:
     enable_metrics: bool = True
     #: ``CondaStoreServer.enable_api``: serve the REST API and login routes.
     enable_api: bool = True
+    #: ``CondaStoreServer.enable_ui``: serve the web UI (``/ui/``; it needs the API's context,
+    #: and its pages read the API's log and artifact routes).
+    enable_ui: bool = True
     #: ``CondaStoreServer.enable_registry``: serve the OCI registry at ``/v2/``. Off unless
     #: asked for here (tests build apps without it); :meth:`from_config` takes the option,
     #: which is on by default.
@@ -54,6 +57,7 @@ class WebSettings:
             url_prefix=server.url_prefix,
             enable_metrics=server.enable_metrics,
             enable_api=server.enable_api,
+            enable_ui=server.enable_ui,
             enable_registry=server.enable_registry,
             config_file=str(config.config_file) if config.config_file else None,
             data_dir=str(config.data_dir.root),

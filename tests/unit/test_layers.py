@@ -43,6 +43,8 @@ ALLOWED: dict[str, set[str]] = {
         "oci",
     },
     "api": {"common", "config", "schemas", "storage", "builder", "auth", "services"},
+    # The web UI's pages: the API's context and credentials, the same use cases.
+    "ui": {"api", "common", "config", "schemas", "storage", "auth", "services"},
     # The registry's routes use the API's context and credentials (appliance.api.security).
     "registry": {"api", "common", "config", "schemas", "storage", "auth", "services", "oci"},
     "worker": {
@@ -60,6 +62,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "web": {
         "api",
+        "ui",
         "registry",
         "common",
         "config",
