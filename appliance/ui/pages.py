@@ -133,10 +133,12 @@ def _templates() -> Environment:
 
 
 class Pages:
-    """Renders templates with what every page needs: the url prefix and the caller."""
+    """Renders templates with what every page needs: the url prefix, the caller, and the host
+    image references name (``registry_external_url``, else the host the request was sent to)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, registry_external_url: str = "") -> None:
         self.prefix = prefix
+        self.registry_external_url = registry_external_url
         self.templates = _templates()
 
     def render(
@@ -149,6 +151,7 @@ class Pages:
             ui=f"{self.prefix}/ui",
             user=user,
             here=_here(request),
+            registry=self.registry_external_url or request.url.netloc,
             **values,
         )
         return Response(page, status_code=status_code, media_type=MediaType.HTML)
@@ -218,7 +221,7 @@ def _page_links(page: int, pages: int) -> list[int | None]:
 
 def ui_handlers(context: ApiContext, prefix: str) -> list[ControllerRouterHandler]:
     """The UI's routes, for a router at the url prefix (``prefix``: ``""`` or ``"/path"``)."""
-    pages = Pages(prefix)
+    pages = Pages(prefix, context.settings.registry_external_url)
 
     @get("/", include_in_schema=False)
     async def home() -> Redirect:

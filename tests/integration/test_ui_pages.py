@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from html import unescape
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.api.context import ApiContext
-from appliance.db.enums import BuildStatus
-from appliance.db.models import Build, Environment
+from appliance.db.enums import BuildArtifactType, BuildStatus
+from appliance.db.models import Build, BuildArtifact, Environment
 from appliance.web.app import create_app
 from appliance.web.settings import WebSettings
 from tests.fixtures.api import Callers
@@ -300,3 +301,29 @@ def test_the_namespaces_page_lists_the_namespaces_a_viewer_can_see(
     assert page.status_code == 200, page.text
     assert 'href="/ui/?namespace=team"' in page.text
     assert "secret" not in page.text
+
+
+class TestImageReferences:
+    @pytest.fixture
+    def kiln_config_lines(self) -> list[str]:
+        return ["c.CondaStoreServer.registry_external_url = 'kiln.example.org:5000'"]
+
+    def test_a_build_with_an_image_shows_what_to_pull(
+        self, api: Client, callers: Callers, db_sessions: sessionmaker[Session]
+    ) -> None:
+        build_id = submit(api, callers.admin, "team", "web")
+        complete(db_sessions, build_id, size=10)
+        viewer = callers.headers({"team/*": ["viewer"]})
+        before = text_of(api.get(f"/ui/build/{build_id}/", headers=viewer).text)
+        assert "Image:" not in before  # no image recorded yet
+        with db_sessions.begin() as session:
+            session.add(
+                BuildArtifact(
+                    build_id=build_id,
+                    artifact_type=BuildArtifactType.OCI_IMAGE,
+                    key="oci/blobs/sha256/" + "a" * 64,
+                )
+            )
+        reference = f"kiln.example.org:5000/team/web:{build_id}"
+        assert reference in api.get(f"/ui/build/{build_id}/", headers=viewer).text
+        assert reference in api.get("/ui/environment/team/web/", headers=viewer).text
