@@ -30,6 +30,7 @@ run: install
 	$(BIN)/kiln serve --data-dir $(DEMO)/data
 
 # Everything the suite needs, then the whole suite (unit, integration, e2e incl. the frozen binary).
+# `.ci/system-deps` installs the Debian packages of the tests and of `make bench`.
 test: install test-deps
 	$(BIN)/pytest -p no:cacheprovider tests
 
@@ -44,7 +45,7 @@ binary: install
 	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN \
 		--distpath dist --workpath build/pyinstaller packaging/kiln.spec
 
-bench: install
+bench: install test-deps
 	$(BIN)/python bench/run.py
 
 clean:
