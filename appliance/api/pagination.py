@@ -61,3 +61,11 @@ def page_request(
         sort_by=tuple(keys),
         descending=order == "desc",
     )
+
+
+def as_sent(value: str | None) -> str | None:
+    """A query value as its client meant it. conda-store's client appends ``/`` to the whole
+    URL, query included (``?status=COMPLETED&packages=numpy/``), so a value can arrive with a
+    ``/`` that no name, status or package spec can end with: it is dropped. (The web app also
+    drops the client's ``/`` from the end of the query string: appliance.web.client_quirks.)"""
+    return value[:-1] if value is not None and value.endswith("/") else value

@@ -17,18 +17,10 @@ from litestar.params import FromPath, FromQuery
 
 from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import Ack, Ok, Page
-from appliance.api.pagination import Order, PageNumber, PageSize, page_request
+from appliance.api.pagination import Order, PageNumber, PageSize, as_sent, page_request
 from appliance.schemas import api as wire
 from appliance.services import build_queries
 from appliance.services import packages as package_index
-
-
-def _as_sent(value: str | None) -> str | None:
-    """A filter value as its client meant it. conda-store's client appends ``/`` to the whole
-    URL, query included (``/api/v1/build?status=COMPLETED/``), so the last value arrives with
-    a ``/`` that no status, artifact type or name can end with: it is dropped."""
-    return value[:-1] if value is not None and value.endswith("/") else value
-
 
 #: Sort keys, as the schema documents them (the services' ``*_SORT_KEYS``).
 BuildSortKey = Literal["id", "started_on", "scheduled_on", "ended_on"]
@@ -62,12 +54,12 @@ async def list_builds(
         sort_keys=build_queries.BUILD_SORT_KEYS,
     )
     filters = build_queries.BuildFilters(
-        status=_as_sent(status),
-        packages=tuple(value for value in map(_as_sent, packages) if value is not None),
-        artifact=_as_sent(artifact),
+        status=as_sent(status),
+        packages=tuple(value for value in map(as_sent, packages) if value is not None),
+        artifact=as_sent(artifact),
         environment_id=environment_id,
-        name=_as_sent(name),
-        namespace=_as_sent(namespace),
+        name=as_sent(name),
+        namespace=as_sent(namespace),
     )
     listing = await context.db.read(build_queries.list_builds, caller, filters, request)
     return Page(data=listing.items, page=listing.page, size=listing.size, count=listing.count)

@@ -17,7 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import Ack, Ok, Page
-from appliance.api.pagination import page_request
+from appliance.api.pagination import as_sent, page_request
 from appliance.api.security import predefined_claims
 from appliance.auth.tokens import InvalidToken, verify
 from appliance.schemas import api as wire
@@ -31,13 +31,6 @@ class EnvironmentUpdate(msgspec.Struct, kw_only=True):
 
     build_id: int | None = None
     description: str | None = None
-
-
-def as_sent(value: str | None) -> str | None:
-    """A query value as its client meant it. conda-store's client appends ``/`` to the whole
-    URL, query included (``?status=COMPLETED&packages=numpy/``), so the last value arrives with
-    a ``/`` that no name, status or package spec can end with: it is dropped."""
-    return value[:-1] if value is not None and value.endswith("/") else value
 
 
 def scope_of(jwt: str | None, context: ApiContext) -> Caller | None:

@@ -4,7 +4,7 @@ without building it (``GET``). The rules are in :mod:`appliance.services.specifi
 ``GET /specification/`` answers conda-store's non-envelope body ``{"solve": [packages]}``. The
 channels to solve against are read from ``channel`` (what conda-store's server reads) and from
 ``channels`` (what its client sends, a bug of its own): both, in that order. The ``/`` that
-client appends to the last query value is dropped (:func:`~appliance.api.v1.environments.as_sent`).
+client appends to the last query value is dropped (:func:`~appliance.api.pagination.as_sent`).
 
 Each API router gets its own :class:`~appliance.services.specifications.Solver` (:func:`router`),
 so the limit of concurrent solves is per web process.
@@ -23,7 +23,7 @@ from litestar.params import FromQuery, JSONBody
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import Ok
-from appliance.api.v1.environments import as_sent
+from appliance.api.pagination import as_sent
 from appliance.schemas import api as wire
 from appliance.services import specifications
 from appliance.services.specifications import Solver, SolveRequest, Submission
