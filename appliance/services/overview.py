@@ -46,6 +46,9 @@ class EnvironmentPage:
     current: wire.Build | None
     builds: list[wire.Build]
     build_count: int
+    #: The permissions the caller holds on this environment (the page shows only the actions
+    #: they allow; the use cases check them again).
+    allowed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class BuildPage:
     build: wire.Build
     namespace: str
     environment: str
+    #: The permissions the caller holds on the build's environment.
+    allowed: frozenset[str] = frozenset()
 
 
 def environment_rows(
@@ -96,7 +101,11 @@ def environment_page(
         PageRequest(page=1, size=HISTORY_SIZE, sort_by=("id",), descending=True),
     )
     return EnvironmentPage(
-        environment=environment, current=current, builds=history.items, build_count=history.count
+        environment=environment,
+        current=current,
+        builds=history.items,
+        build_count=history.count,
+        allowed=caller.access(session).permissions(namespace, name),
     )
 
 
@@ -105,7 +114,12 @@ def build_page(session: Session, caller: Caller, build_id: int) -> BuildPage:
     :func:`get_build`) and the names of its environment."""
     detail = get_build(session, caller, build_id)
     found = find_build(session, caller, build_id)
-    return BuildPage(build=detail, namespace=found.namespace, environment=found.environment)
+    return BuildPage(
+        build=detail,
+        namespace=found.namespace,
+        environment=found.environment,
+        allowed=caller.access(session).permissions(found.namespace, found.environment),
+    )
 
 
 def _summary(build: Build) -> wire.Build:
