@@ -220,7 +220,7 @@ def seed(conninfo: str, dataset: Dataset) -> list[str]:
             table: _scalar(connection, f"SELECT count(*) FROM {table}")
             for table in ("namespace", "environment", "specification", "build", "build_artifact")
         }
-        statuses = dict(
+        statuses: dict[object, object] = dict(
             connection.execute(b"SELECT status, count(*) FROM build GROUP BY status ORDER BY 1")
         )
         current = _scalar(

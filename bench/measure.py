@@ -120,7 +120,7 @@ class Result:
 def show(value: float, unit: Unit) -> str:
     """A value for humans: ``1.23s``, ``0.21s``, ``53.1ms``, ``312MB``."""
     if unit is Unit.BYTES:
-        return f"{value / 1e6:.0f}MB"
+        return f"{value / 1e3:.1f}kB" if value < 1e6 else f"{value / 1e6:.0f}MB"
     if value >= 0.1:
         return f"{value:.2f}s"
     return f"{value * 1e3:.1f}ms"

@@ -1,11 +1,14 @@
 """``make bench``: Kiln's benchmarks, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve] [api] [image] [registry]
+    .venv/bin/python bench/run.py [install] [pack] [solve] [queue] [serve] [api] [ui] [image]
+                          [registry]
 
 With no arguments all of them run: the build engine (``install``, ``pack``, ``solve``) and the
 control plane (``queue``: submit-to-BUILDING latency; ``serve``: ``kiln serve`` start-up and
-idle memory), the REST API (``api``: listings under load from wrk) and images (``image``: image
-build vs ``tar | gzip``; ``registry``: a 200 MB pull with skopeo vs Debian's distribution).
+idle memory), the REST API (``api``: listings under load from wrk), the web UI (``ui``: the
+environment list's render time with 1,000 environments, and its page weight) and images
+(``image``: image build vs ``tar | gzip``; ``registry``: a 200 MB pull with skopeo vs Debian's
+distribution).
 Each benchmark prints its detail lines and one summary line per figure
 (``install  kiln 61.2ms  baseline(cp -al) 35.0ms  ratio 1.75x  budget 3x  OK``); a final table
 repeats them with minimums. Budgets are reported, never enforced: the exit status is 0 when
@@ -62,6 +65,12 @@ def _registry(scratch: Path) -> list[Result]:
     return registry_pull.run(scratch)
 
 
+def _ui(scratch: Path) -> list[Result]:
+    import ui_render
+
+    return ui_render.run(scratch)
+
+
 def _api(scratch: Path) -> list[Result]:
     import api_throughput
 
@@ -75,6 +84,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[Result]]] = {
     "queue": _queue,
     "serve": _serve,
     "api": _api,
+    "ui": _ui,
     "image": _image,
     "registry": _registry,
 }
