@@ -4,7 +4,14 @@ The pages read the same listings and permission checks as the REST API
 (:func:`~appliance.services.environments.list_environments`,
 :func:`~appliance.services.build_queries.get_build`, ...) and add what a person needs next to
 them in one round of reads: the current build of each listed environment, an environment's
-build history, the names a build belongs to.
+build history and the namespaces it could be cloned into, the names a build belongs to and its
+installed packages, and what a deletion would remove (asked before it is confirmed).
+
+Cloning an environment (:func:`clone_environment`) is the one change here: the UI's "clone"
+is the API's ``POST /api/v1/specification/`` (:func:`~appliance.services.specifications.submit`,
+with its permission checks) of the current build's specification under another namespace
+and/or name, refused when that environment exists already (a clone never adds a build to
+another environment).
 """
 
 from __future__ import annotations
@@ -14,8 +21,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.db.models import Build
+from appliance.auth.rbac import Permission
+from appliance.builder.settings import BuildSettings
+from appliance.common.errors import KilnError
+from appliance.db.enums import BuildArtifactType
+from appliance.db.models import Build, Environment, Namespace
 from appliance.schemas import api as wire
+from appliance.schemas.names import check_name
+from appliance.services import specifications
 from appliance.services.access import Caller
 from appliance.services.build_queries import BuildFilters, find_build, get_build, list_builds
 from appliance.services.environments import (
@@ -24,9 +37,21 @@ from appliance.services.environments import (
     list_environments,
 )
 from appliance.services.listing import Listing, PageRequest
+from appliance.services.packages import PackageFilters, build_packages
+from appliance.storage.base import ArtifactKind
 
 #: Builds an environment page lists, newest first (the page says how many there are in all).
 HISTORY_SIZE = 50
+
+#: Most namespaces an environment page offers to clone into (by name; others can be typed in
+#: the API or the CLI).
+CLONE_TARGETS_SIZE = 500
+
+
+class CloneRefused(KilnError):
+    """The environment cannot be cloned as asked; the message says why and what to do."""
+
+    code = "conflict"
 
 
 @dataclass(frozen=True)
@@ -49,17 +74,46 @@ class EnvironmentPage:
     #: The permissions the caller holds on this environment (the page shows only the actions
     #: they allow; the use cases check them again).
     allowed: frozenset[str] = frozenset()
+    #: Namespaces the caller may create environments in (``environment::create``), by name:
+    #: the targets a clone may choose from.
+    clone_namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class BuildPage:
-    """A build (with specification and artifacts) and the environment it belongs to."""
+    """A build (with specification and artifacts), the environment it belongs to, and one page
+    of the packages it installed."""
 
     build: wire.Build
     namespace: str
     environment: str
     #: The permissions the caller holds on the build's environment.
     allowed: frozenset[str] = frozenset()
+    #: Whether it is its environment's current build.
+    current: bool = False
+    #: Where its log is stored (it may not exist yet: a QUEUED build has none).
+    log_key: str = ""
+    packages: Listing[wire.Package] | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentDeletion:
+    """What deleting an environment removes: itself, its ``builds`` (``running`` of them are
+    QUEUED or BUILDING and get canceled) and their artifacts."""
+
+    namespace: str
+    environment: str
+    builds: int
+    running: int
+
+
+@dataclass(frozen=True)
+class BuildDeletion:
+    """What deleting a build removes: the build, its prefix and its artifacts."""
+
+    build: wire.Build
+    namespace: str
+    environment: str
 
 
 def environment_rows(
@@ -106,19 +160,134 @@ def environment_page(
         builds=history.items,
         build_count=history.count,
         allowed=caller.access(session).permissions(namespace, name),
+        clone_namespaces=clone_namespaces(session, caller) if current is not None else (),
     )
 
 
-def build_page(session: Session, caller: Caller, build_id: int) -> BuildPage:
+def clone_namespaces(session: Session, caller: Caller) -> tuple[str, ...]:
+    """The namespaces (at most :data:`CLONE_TARGETS_SIZE`, by name) the caller holds
+    ``environment::create`` in: existing ones they can see, and their primary namespace
+    (created by the first submission to it, for those who may)."""
+    access = caller.access(session)
+    names = session.scalars(
+        select(Namespace.name)
+        .where(Namespace.active(), access.visible_namespaces(Namespace.name))
+        .order_by(Namespace.name)
+        .limit(CLONE_TARGETS_SIZE)
+    )
+    targets = {access.primary_namespace, *names}
+    return tuple(
+        sorted(name for name in targets if access.allows(Permission.ENVIRONMENT_CREATE, name))
+    )
+
+
+def clone_environment(
+    session: Session,
+    caller: Caller,
+    settings: BuildSettings,
+    namespace: str,
+    name: str,
+    *,
+    target_namespace: str,
+    target_name: str,
+) -> wire.BuildQueued:
+    """Submit the current build's specification of ``namespace/name`` (read with
+    ``environment::read``) as the new environment ``target_namespace/target_name``, with the
+    same description, as ``POST /api/v1/specification/`` does (``environment::create`` there,
+    and ``namespace::create`` for a namespace that does not exist yet).
+
+    Raises :class:`CloneRefused` when the environment has no current build or the target
+    exists already; the names' and the specification's own errors as a submission would.
+    """
+    check_name(target_namespace)
+    check_name(target_name, what="environment")
+    source = get_environment(session, caller, namespace, name)
+    if source.current_build_id is None:
+        raise CloneRefused(
+            f"environment {namespace}/{name} has no current build to clone; wait until a build "
+            "completes, then clone it"
+        )
+    taken = session.scalar(
+        select(Environment.id)
+        .join(Namespace, Namespace.id == Environment.namespace_id)
+        .where(
+            Namespace.name == target_namespace,
+            Namespace.active(),
+            Environment.name == target_name,
+            Environment.active(),
+        )
+    )
+    if taken is not None:
+        raise CloneRefused(
+            f"environment {target_namespace}/{target_name} already exists; choose another name "
+            "or namespace for the clone"
+        )
+    stored = session.get_one(Build, source.current_build_id).specification
+    submission = specifications.Submission(
+        specification=stored.spec,
+        namespace=target_namespace,
+        is_lockfile=stored.is_lockfile,
+        environment_name=target_name,
+        environment_description=source.description,
+    )
+    return specifications.submit(session, caller, settings, submission)
+
+
+def environment_deletion(
+    session: Session, caller: Caller, namespace: str, name: str
+) -> EnvironmentDeletion:
+    """What deleting ``namespace/name`` would remove, for a caller who may delete it
+    (``environment::delete``, as :func:`~appliance.services.environments.delete_environment_as`
+    checks)."""
+    environment = get_environment(session, caller, namespace, name)
+    caller.access(session).require(
+        Permission.ENVIRONMENT_DELETE, namespace=namespace, environment=name
+    )
+    statuses = session.scalars(
+        select(Build.status).where(Build.environment_id == environment.id)
+    ).all()
+    return EnvironmentDeletion(
+        namespace=namespace,
+        environment=name,
+        builds=len(statuses),
+        running=sum(1 for status in statuses if not status.is_final),
+    )
+
+
+def build_deletion(session: Session, caller: Caller, build_id: int) -> BuildDeletion:
+    """The build ``build_id`` a caller with ``build::delete`` on its environment asks to delete
+    (whether it can be deleted is :func:`~appliance.services.build_queries.delete_build_as`'s
+    to say)."""
+    found = find_build(session, caller, build_id, Permission.BUILD_DELETE)
+    return BuildDeletion(
+        build=_summary(found.build), namespace=found.namespace, environment=found.environment
+    )
+
+
+def build_page(
+    session: Session, caller: Caller, build_id: int, packages: PageRequest | None = None
+) -> BuildPage:
     """The build ``build_id`` (needs ``environment::read`` on its environment, like
-    :func:`get_build`) and the names of its environment."""
+    :func:`get_build`), the names of its environment and, with ``packages``, that page of its
+    installed packages (by name, as ``GET /build/{id}/packages/`` lists them)."""
     detail = get_build(session, caller, build_id)
     found = find_build(session, caller, build_id)
+    recorded = {a.artifact_type: a.key for a in found.build.artifacts}
+    log_key = recorded.get(BuildArtifactType.LOGS) or ArtifactKind.LOGS.storage_key(
+        found.build.build_key
+    )
     return BuildPage(
         build=detail,
         namespace=found.namespace,
         environment=found.environment,
         allowed=caller.access(session).permissions(found.namespace, found.environment),
+        current=found.build.environment.current_build_id == build_id,
+        log_key=log_key,
+        packages=(
+            build_packages(session, caller, build_id, PackageFilters(), packages)
+            if packages is not None
+            else None
+        ),
     )
 
 

@@ -7,9 +7,15 @@ Paths (under ``<url prefix>/ui``):
     build), ``sort`` (``namespace`` or ``name``), ``order`` (``asc``/``desc``), ``page``; page
     links to every page (no hidden cap).
 ``/environment/{namespace}/{environment}/``
-    Description, current build with its spec and artifacts, build history.
+    Description, current build with its spec and artifacts, build history, and the forms of
+    the actions the caller may take (edit, describe, switch, rebuild, delete, clone).
 ``/build/{id}/``
-    Status, times, artifacts, the log (followed live by ``static/log.js`` while the build runs).
+    Status, times, the step timeline (from the stored log), artifacts, the installed packages
+    (``page``: their page), the log (followed live by ``static/log.js`` while the build runs;
+    the script also refreshes the timeline meanwhile, and reloads the page when the log ends).
+
+The actions of these pages live in :mod:`appliance.ui.environments` and
+:mod:`appliance.ui.builds`; the pages show only those the caller's permissions allow.
 ``/namespaces/``
     The namespaces the caller can see.
 ``/tokens/``
@@ -18,6 +24,7 @@ Paths (under ``<url prefix>/ui``):
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Request, Response, get
@@ -26,12 +33,16 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.dependencies import Context, Who
 from appliance.api.pagination import page_request
-from appliance.services import namespaces, overview, tokens
+from appliance.services import namespaces, overview, timeline, tokens
 from appliance.services.environments import ENVIRONMENT_SORT_KEYS, EnvironmentFilters
+from appliance.services.packages import BUILD_PACKAGE_SORT_KEYS
 from appliance.ui.rendering import PAGE_SIZE, Pages, paging
 
 #: Build statuses the list filters on (BuildStatus's values).
 STATUSES = ("QUEUED", "BUILDING", "COMPLETED", "FAILED", "CANCELED")
+
+#: Installed packages per page of a build page (at most ``max_page_size``).
+PACKAGES_PAGE_SIZE = 100
 
 
 def routes(pages: Pages) -> list[ControllerRouterHandler]:
@@ -86,16 +97,33 @@ def routes(pages: Pages) -> list[ControllerRouterHandler]:
         namespace: FromPath[str],
         environment: FromPath[str],
     ) -> Response[str]:
+        """The environment and the forms of the actions the caller's permissions allow."""
         found = await context.db.read(overview.environment_page, caller, namespace, environment)
         return pages.render("environment.html", caller, request, page=found)
 
     @get("/build/{build_id:int}/", include_in_schema=False)
     async def build_detail(
-        request: Request[Any, Any, Any], context: Context, caller: Who, build_id: FromPath[int]
+        request: Request[Any, Any, Any],
+        context: Context,
+        caller: Who,
+        build_id: FromPath[int],
+        page: FromQuery[int] = 1,
     ) -> Response[str]:
-        found = await context.db.read(overview.build_page, caller, build_id)
+        """The build, its step timeline and ``page`` of its installed packages."""
+        packages_page = page_request(
+            page=page, size=PACKAGES_PAGE_SIZE, sort_by=["name"], order=None,
+            max_page_size=context.settings.max_page_size, sort_keys=BUILD_PACKAGE_SORT_KEYS,
+        )  # fmt: skip
+        found = await context.db.read(overview.build_page, caller, build_id, packages_page)
         running = found.build.status in ("QUEUED", "BUILDING")
-        return pages.render("build.html", caller, request, page=found, running=running)
+        steps = await asyncio.to_thread(
+            timeline.read_timeline, context.storage, found.log_key, running=running
+        )
+        assert found.packages is not None
+        return pages.render(
+            "build.html", caller, request, page=found, running=running, timeline=steps,
+            **paging(found.packages),
+        )  # fmt: skip
 
     @get("/namespaces/", include_in_schema=False)
     async def namespace_list(

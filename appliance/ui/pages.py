@@ -21,7 +21,7 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
-from appliance.ui import browse
+from appliance.ui import browse, builds, environments
 from appliance.ui.errors import error_handlers
 from appliance.ui.rendering import STATIC, Pages
 
@@ -43,6 +43,8 @@ def ui_handlers(context: ApiContext, prefix: str) -> list[ControllerRouterHandle
         path="/ui",
         route_handlers=[
             *browse.routes(pages),
+            *environments.routes(pages),
+            *builds.routes(pages),
             unknown_page,
             create_static_files_router(
                 path="/static", directories=[STATIC], include_in_schema=False, name="ui-static"
