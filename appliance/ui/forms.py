@@ -29,6 +29,8 @@ from appliance.services.access import Caller
 #: put words of its own on a Kiln page.
 NOTICES: Mapping[str, str] = {
     "submitted": "The specification was submitted; its build is queued.",
+    "unchanged": "Nothing to build: this specification already built successfully; here is that "
+    "build.",
     "rebuilt": "A new build of this environment is queued.",
     "switched": "The current build was switched.",
     "described": "The description was saved.",

@@ -4,6 +4,10 @@ pages, and a redirect from the url prefix itself.
 Page modules (each ``routes(pages) -> handlers``):
 
 - :mod:`appliance.ui.browse`: the reading pages (lists, an environment, a build).
+- :mod:`appliance.ui.environments`, :mod:`appliance.ui.builds`: their actions (description,
+  make current, rebuild, delete, clone; cancel).
+- :mod:`appliance.ui.editor`: create and edit a specification (server-side check, package
+  search, solve preview and what would change).
 
 Credentials are the API's (the session cookie of ``/login/``, read by
 :func:`appliance.api.security.identify`); forms that change something carry the caller's form
@@ -21,7 +25,7 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
-from appliance.ui import browse, builds, environments
+from appliance.ui import browse, builds, editor, environments
 from appliance.ui.errors import error_handlers
 from appliance.ui.rendering import STATIC, Pages
 
@@ -45,6 +49,7 @@ def ui_handlers(context: ApiContext, prefix: str) -> list[ControllerRouterHandle
             *browse.routes(pages),
             *environments.routes(pages),
             *builds.routes(pages),
+            *editor.routes(pages),
             unknown_page,
             create_static_files_router(
                 path="/static", directories=[STATIC], include_in_schema=False, name="ui-static"
