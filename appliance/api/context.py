@@ -13,6 +13,7 @@ from appliance.config.auth import Authentication
 from appliance.config.loader import KilnConfig
 from appliance.services.access import AccessCache
 from appliance.services.settings import built_in_defaults, defaults_from_config
+from appliance.services.specifications import Solver
 from appliance.services.transactions import AsyncTransactions
 from appliance.storage.base import Storage
 from appliance.storage.factory import open_storage
@@ -71,6 +72,15 @@ class ApiContext:
     setting_defaults: dict[str, Any] = field(default_factory=built_in_defaults)
     #: Callers resolved in the last seconds (appliance.services.access.AccessCache).
     access_cache: AccessCache = field(default_factory=AccessCache)
+    _solver: Solver | None = field(default=None, init=False, repr=False)
+
+    @property
+    def solver(self) -> Solver:
+        """This web process's solver, made on first use and shared by the API's solve endpoint
+        and the UI's preview: one limit on concurrent solves, one repodata cache."""
+        if self._solver is None:
+            self._solver = Solver(self.build_settings)
+        return self._solver
 
     @classmethod
     def from_config(cls, config: KilnConfig, *, database_url: str) -> ApiContext:

@@ -47,7 +47,6 @@ from appliance.services.drafts import (
     Preview,
     Problem,
 )
-from appliance.services.specifications import Solver
 from appliance.ui.forms import Form, read_form, see_other
 from appliance.ui.rendering import Pages
 
@@ -101,14 +100,6 @@ def editor_text(form: Form) -> str:
 
 def routes(pages: Pages) -> list[ControllerRouterHandler]:
     """The editor's handlers (for the ``/ui`` router)."""
-    solvers: list[Solver] = []
-
-    def solver_of(context: ApiContext) -> Solver:
-        """This UI's solver (made at its first preview; the API's solve endpoint has its own,
-        with the same limits)."""
-        if not solvers:
-            solvers.append(Solver(context.build_settings))
-        return solvers[0]
 
     def render(
         request: Request[Any, Any, Any], caller: Caller, view: Editor, status_code: int = 200
@@ -138,7 +129,7 @@ def routes(pages: Pages) -> list[ControllerRouterHandler]:
             view = replace(view, problems=submitted.problems, checked=True)
             return render(request, caller, view, status_code=400)
         if action == "preview":
-            preview = await drafts.preview_draft(context.db, caller, solver_of(context), draft)
+            preview = await drafts.preview_draft(context.db, caller, context.solver, draft)
             view = replace(view, preview=preview, problems=preview.problems, checked=True)
             return render(request, caller, view)
         if action.startswith("add:"):

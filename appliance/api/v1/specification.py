@@ -6,8 +6,9 @@ channels to solve against are read from ``channel`` (what conda-store's server r
 ``channels`` (what its client sends, a bug of its own): both, in that order. The ``/`` that
 client appends to the last query value is dropped (:func:`~appliance.api.pagination.as_sent`).
 
-Each API router gets its own :class:`~appliance.services.specifications.Solver` (:func:`router`),
-so the limit of concurrent solves is per web process.
+Solves run on the web process's :class:`~appliance.services.specifications.Solver`
+(:attr:`ApiContext.solver <appliance.api.context.ApiContext.solver>`, shared with the UI's
+preview), so the limit of concurrent solves is per web process.
 """
 
 from __future__ import annotations
@@ -108,11 +109,10 @@ def _sent(values: list[str] | None) -> list[str]:
 
 
 def router(context: ApiContext) -> Router:
-    """The ``/specification`` routes, with a solver of their own for ``context``."""
-    solver = Solver(context.build_settings)
+    """The ``/specification`` routes, solving on ``context``'s solver."""
 
     def provide_solver() -> Solver:
-        return solver
+        return context.solver
 
     return Router(
         path="/specification",
