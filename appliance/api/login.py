@@ -2,9 +2,13 @@
 
 ``GET /login/?next=``
     Local accounts and ``DummyAuthentication``: a small HTML form (``Authentication.login_html``
-    replaces Kiln's form when set). OAuth classes: a redirect to the provider's
-    ``authorize_url`` with a random ``state``, kept in a short-lived sealed HttpOnly cookie
-    (with ``login_html`` set, a page showing it, ``{authorization_url}`` filled in).
+    replaces Kiln's form when set). OAuth classes: a page with a button "Log in with
+    <provider>" linking to the provider's ``authorize_url`` with a random ``state``, kept in a
+    short-lived sealed HttpOnly cookie (with ``login_html`` set, that page instead,
+    ``{authorization_url}`` filled in). A button rather than a redirect: people see where they
+    are sent, and a failed login at the provider does not loop straight back to it.
+    The pages wear the web UI's look (its stylesheet, ``<prefix>/ui/static/kiln.css``; with
+    ``enable_ui`` off they are plain HTML).
 ``POST /login/?next=``
     A JSON body ``{username, password}`` (what conda-store's client sends) or a form (the web
     page). Success: a login session (appliance.services.accounts), its token in the session
@@ -71,7 +75,12 @@ from appliance.auth.oauth import (
 )
 from appliance.auth.tokens import InvalidToken, verify
 from appliance.common.errors import KilnError
-from appliance.config.auth import DummyAuthentication, GenericOAuthAuthentication
+from appliance.config.auth import (
+    DummyAuthentication,
+    GenericOAuthAuthentication,
+    GithubOAuthAuthentication,
+    JupyterHubOAuthAuthentication,
+)
 from appliance.schemas import api as wire
 from appliance.services import accounts
 from appliance.services.tokens import Signer
@@ -220,45 +229,72 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {head}<title>{title} · Kiln</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 24rem; margin: 4rem auto; padding: 0 1rem; }}
-label {{ display: block; margin-top: 1rem; }}
-input {{ width: 100%; padding: .4rem; box-sizing: border-box; }}
-button {{ margin-top: 1.2rem; padding: .5rem 1.2rem; }}
-.error {{ color: #a40000; }}
-</style>
+<link rel="stylesheet" href="{prefix}/ui/static/kiln.css">
 </head>
 <body>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top">
+  <nav aria-label="Main"><a class="brand" href="{prefix}/ui/">Kiln</a></nav>
+</header>
+<main id="main">
 <h1>{title}</h1>
 {body}
+</main>
 </body>
 </html>
 """
 
 
-def _page(title: str, body: str, *, status: int = 200, head: str = "") -> Response[str]:
+def _page(
+    context: ApiContext, title: str, body: str, *, status: int = 200, head: str = ""
+) -> Response[str]:
+    page = _PAGE.format(
+        title=html.escape(title), body=body, head=head, prefix=html.escape(_prefix(context))
+    )
     return Response(
-        _PAGE.format(title=html.escape(title), body=body, head=head),
-        media_type=MediaType.HTML,
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
+        page, media_type=MediaType.HTML, status_code=status, headers={"Cache-Control": "no-store"}
     )
 
 
+def _problem(error: str | None) -> str:
+    return f'<p class="problem" role="alert">{html.escape(error)}</p>\n' if error else ""
+
+
 def _login_form(context: ApiContext, target: str, *, error: str | None = None) -> str:
-    notice = f'<p class="error" role="alert">{html.escape(error)}</p>\n' if error else ""
+    notice = _problem(error)
     custom = context.authentication.login_html
     if custom:
         return notice + custom
     action = html.escape(f"{_prefix(context)}/login/?next={quote(target, safe='/')}")
     return (
         f"{notice}"
-        f'<form method="post" action="{action}">\n'
+        f'<form class="stack" method="post" action="{action}">\n'
         '<label>User name <input name="username" autocomplete="username" required '
         "autofocus></label>\n"
         '<label>Password <input name="password" type="password" '
         'autocomplete="current-password" required></label>\n'
-        '<button type="submit">Log in</button>\n</form>'
+        '<div class="actions"><button type="submit">Log in</button></div>\n</form>'
+    )
+
+
+def provider_name(auth: GenericOAuthAuthentication) -> str:
+    """What the login button calls the OAuth provider: GitHub, JupyterHub, or the host of a
+    generic provider's ``authorize_url``."""
+    if isinstance(auth, GithubOAuthAuthentication):
+        return "GitHub"
+    if isinstance(auth, JupyterHubOAuthAuthentication):
+        return "JupyterHub"
+    return urlsplit(auth.authorize_url).netloc or "your organization's login"
+
+
+def _oauth_buttons(auth: GenericOAuthAuthentication, url: str) -> str:
+    """The login page of an OAuth class: a button per configured provider (one: Kiln
+    configures one authentication class)."""
+    name = html.escape(provider_name(auth))
+    return (
+        f"<p>Kiln logs you in through {name}: you go there to log in and come back here.</p>\n"
+        f'<p class="actions"><a class="button" href="{html.escape(url)}">'
+        f"Log in with {name}</a></p>"
     )
 
 
@@ -286,29 +322,27 @@ def _is_oauth(context: ApiContext) -> bool:
 @get(
     "/login/",
     operation_id="login_page",
-    summary="The login page, or a redirect to the OAuth provider",
+    summary="The login page: a form, or a button leading to the OAuth provider",
     tags=["auth"],
     media_type=MediaType.HTML,
-    responses=_responses(400, r302=_REDIRECT),
+    responses=_responses(400),
 )
 async def login_page(
     request: Request[Any, Any, Any], context: Context, next_url: NextUrl = None
-) -> Response[Any]:
+) -> Response[str]:
     target = _local_target(next_url, context)
     auth = context.authentication
     if not isinstance(auth, GenericOAuthAuthentication):
-        return _page("Log in to Kiln", _login_form(context, target))
+        return _page(context, "Log in to Kiln", _login_form(context, target))
     state = new_state()
     url = OAuthClient.from_config(auth).authorization_url(
         redirect_uri=_callback_url(request, context), state=state
     )
-    response: Response[Any]
     if auth.login_html:
-        response = _page(
-            "Log in to Kiln", auth.login_html.replace("{authorization_url}", html.escape(url))
-        )
+        body = auth.login_html.replace("{authorization_url}", html.escape(url))
     else:
-        response = Redirect(url, status_code=302)
+        body = _oauth_buttons(auth, url)
+    response = _page(context, "Log in to Kiln", body)
     response.set_cookie(
         key=_state_cookie(context),
         value=seal_state(context.session_secret, state, target),
@@ -409,8 +443,9 @@ async def log_in(
             raise
         status = 403 if error.code == "forbidden" else 400
         return _page(
-            "Log in to Kiln", _login_form(context, target, error=error.message), status=status
-        )
+            context, "Log in to Kiln", _login_form(context, target, error=error.message),
+            status=status,
+        )  # fmt: skip
     throttle.succeeded(key)
     response: Response[Any]
     if is_form:
@@ -459,6 +494,7 @@ async def oauth_callback(
     )
     link = html.escape(_local_target(target, context))
     response = _page(
+        context,
         "Logged in",
         f'<p>Logged in as {html.escape(login.username)}. <a href="{link}">Continue</a></p>',
         head=f'<meta http-equiv="refresh" content="0;url={link}">\n',

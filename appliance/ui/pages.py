@@ -8,6 +8,9 @@ Page modules (each ``routes(pages) -> handlers``):
   make current, rebuild, delete, clone; cancel).
 - :mod:`appliance.ui.editor`: create and edit a specification (server-side check, package
   search, solve preview and what would change).
+- :mod:`appliance.ui.namespaces`, :mod:`appliance.ui.tokens`, :mod:`appliance.ui.settings`:
+  namespaces (create, role mappings, delete), the caller's tokens (create once-shown, revoke),
+  settings at the global, namespace and environment levels.
 
 Credentials are the API's (the session cookie of ``/login/``, read by
 :func:`appliance.api.security.identify`); forms that change something carry the caller's form
@@ -25,7 +28,7 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import dependencies
-from appliance.ui import browse, builds, editor, environments
+from appliance.ui import browse, builds, editor, environments, namespaces, settings, tokens
 from appliance.ui.errors import error_handlers
 from appliance.ui.rendering import STATIC, Pages
 
@@ -47,6 +50,9 @@ def ui_handlers(context: ApiContext, prefix: str) -> list[ControllerRouterHandle
         path="/ui",
         route_handlers=[
             *browse.routes(pages),
+            *namespaces.routes(pages),
+            *tokens.routes(pages),
+            *settings.routes(pages),
             *environments.routes(pages),
             *builds.routes(pages),
             *editor.routes(pages),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.api.context import ApiContext
@@ -104,7 +105,7 @@ def test_a_disabled_account_cannot_log_in(
 ) -> None:
     callers.user("alice", password=PASSWORD)
     with db_sessions.begin() as session:
-        session.execute(User.__table__.update().values(disabled=True))
+        session.execute(update(User).values(disabled=True))
     answer = _log_in(api, "alice")
     assert answer.status_code == 403
     assert "disabled" in answer.json()["message"]
@@ -155,8 +156,30 @@ def test_the_login_page_is_a_form_that_keeps_next(api: TestClient[Litestar]) -> 
     page = api.get("/login/?next=/api/v1/namespace/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert '<form method="post" action="/login/?next=/api/v1/namespace/">' in page.text
-    assert 'name="password" type="password"' in page.text
+    assert 'method="post" action="/login/?next=/api/v1/namespace/">' in page.text
+    assert re.search(r"<label>User name <input name=\"username\"", page.text)
+    assert re.search(r"<label>Password <input name=\"password\" type=\"password\"", page.text)
+    assert '<button type="submit">Log in</button>' in page.text
+
+
+def test_the_login_page_looks_like_the_rest_of_the_ui(api: TestClient[Litestar]) -> None:
+    page = api.get("/login/").text
+    assert '<link rel="stylesheet" href="/ui/static/kiln.css">' in page
+    assert '<header class="top">' in page and '<main id="main">' in page
+    assert 'name="viewport"' in page
+    assert api.get("/ui/static/kiln.css").status_code == 200
+    assert 'action="/login/?next=/"' in page  # no next: the home page, which is the UI
+
+
+def test_after_logging_in_the_user_lands_on_their_environments(
+    api: TestClient[Litestar], callers: Callers
+) -> None:
+    callers.user("alice", password=PASSWORD)
+    answer = api.post("/login/", data={"username": "alice", "password": PASSWORD})
+    assert answer.status_code == 200
+    assert [step.headers["location"] for step in answer.history] == ["/", "/ui/"]
+    assert "<h1>Environments</h1>" in answer.text
+    assert "Logged in as <strong>alice</strong>" in answer.text
 
 
 class TestCustomLoginHtml:
@@ -194,7 +217,7 @@ def test_a_failed_form_login_shows_the_form_again(
     callers.user("alice", password=PASSWORD)
     answer = api.post("/login/", data={"username": "alice", "password": "nope-nope"})
     assert answer.status_code == 403
-    assert "Invalid authentication credentials" in answer.text
+    assert '<p class="problem" role="alert">Invalid authentication credentials</p>' in answer.text
     assert "<form" in answer.text
 
 
@@ -354,7 +377,9 @@ class TestUnderAUrlPrefix:
         assert answer.json()["data"]["redirect_url"] == "/kiln/"
         assert "Path=/kiln" in answer.headers["set-cookie"]
         assert api.get("/kiln/api/v1/permission/").json()["data"]["username"] == "alice"
-        assert 'action="/kiln/login/?next=/kiln/"' in api.get("/kiln/login/").text
+        page = api.get("/kiln/login/").text
+        assert 'action="/kiln/login/?next=/kiln/"' in page
+        assert 'href="/kiln/ui/static/kiln.css"' in page
 
 
 # --- DummyAuthentication ------------------------------------------------------------------

@@ -4,6 +4,7 @@ run on 127.0.0.1 (tests.fixtures.oauth)."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -34,14 +35,33 @@ def _generic(provider: FakeOAuthProvider) -> list[str]:
     ]
 
 
-def _to_provider(api: TestClient[Litestar], next_url: str = "/api/v1/permission/") -> str:
-    """GET /login/: the redirect to the provider's authorize URL."""
+def _button(page: str, provider: str) -> str:
+    """Where the login page's button "Log in with <provider>" leads."""
+    link = re.search(
+        rf'<a class="button" href="([^"]+)">Log in with {re.escape(provider)}</a>', page
+    )
+    assert link is not None, page
+    return unescape(link.group(1))
+
+
+def _to_provider(
+    api: TestClient[Litestar], next_url: str = "/api/v1/permission/", provider: str = ""
+) -> str:
+    """GET /login/: the page whose button leads to the provider's authorize URL (``provider``:
+    the name on the button; the generic provider's host by default)."""
     answer = api.get("/login/", params={"next": next_url}, follow_redirects=False)
-    assert answer.status_code == 302, answer.text
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
     assert STATE_COOKIE in api.cookies
     state_cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in state_cookie and "samesite=lax" in state_cookie
-    return str(answer.headers["location"])
+    return _button(answer.text, provider or _host(answer.text))
+
+
+def _host(page: str) -> str:
+    found = re.search(r"Log in with (127\.0\.0\.1:\d+)</a>", page)
+    assert found is not None, page
+    return found.group(1)
 
 
 def _at_provider(authorize_url: str) -> str:
@@ -66,7 +86,31 @@ class TestGenericOAuth:
     def kiln_config_lines(self, oauth_provider: FakeOAuthProvider) -> list[str]:
         return _generic(oauth_provider)
 
-    def test_the_authorize_redirect_carries_what_the_provider_needs(
+    def test_the_login_page_has_a_button_leading_to_the_provider(
+        self, api: TestClient[Litestar], oauth_provider: FakeOAuthProvider
+    ) -> None:
+        page = api.get("/login/?next=/ui/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        host = urlsplit(oauth_provider.url).netloc
+        assert f"Log in with {host}" in page.text
+        assert '<link rel="stylesheet" href="/ui/static/kiln.css">' in page.text
+        assert "<form" not in page.text  # no password to type here
+        assert api.get("/ui/static/kiln.css").status_code == 200
+
+    def test_after_logging_in_the_user_lands_on_their_environments(
+        self, api: TestClient[Litestar]
+    ) -> None:
+        page = api.get("/login/")
+        landed = _back_at_kiln(api, _at_provider(_button(page.text, _host(page.text))))
+        assert landed.status_code == 200, landed.text
+        refresh = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', landed.text)
+        assert refresh is not None and refresh.group(1) == "/"
+        home = api.get(refresh.group(1))
+        assert str(home.url).endswith("/ui/")
+        assert "Logged in as <strong>octocat</strong>" in home.text
+
+    def test_the_authorize_link_carries_what_the_provider_needs(
         self, api: TestClient[Litestar], oauth_provider: FakeOAuthProvider
     ) -> None:
         location = _to_provider(api)
@@ -207,7 +251,7 @@ class TestGithubOAuth:
         self, api: TestClient[Litestar], oauth_provider: FakeOAuthProvider
     ) -> None:
         oauth_provider.username = "mona"
-        location = _to_provider(api)
+        location = _to_provider(api, provider="GitHub")
         assert location.startswith(f"{oauth_provider.url}/login/oauth/authorize?")
         assert "scope=user%3Aemail" in location
         landed = _back_at_kiln(api, _at_provider(location))
