@@ -31,6 +31,7 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
+from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
@@ -285,7 +286,14 @@ def routes(pages: Pages) -> list[ControllerRouterHandler]:
     @get("/settings/", include_in_schema=False)
     async def global_settings(
         request: Request[Any, Any, Any], context: Context, caller: Who
-    ) -> Response[str]:
+    ) -> Response[Any]:
+        """The global settings; a logged-in caller who may not read them (most users) is sent
+        to their primary namespace's settings instead of a refusal."""
+        rights = await rights_of(context, caller)
+        if rights.authenticated and Permission.SETTING_READ not in rights.over("*/*"):
+            primary = Level(namespace=rights.primary_namespace)
+            if Permission.SETTING_READ in rights.on(rights.primary_namespace):
+                return Redirect(primary.url(pages.ui), status_code=303)
         return await show(request, context, caller, Level())
 
     @post("/settings/", include_in_schema=False)

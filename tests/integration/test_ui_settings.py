@@ -225,3 +225,17 @@ def test_a_settings_form_without_the_callers_token_is_refused(
         answer = api.post("/ui/settings/", data=data, headers=admin)
         assert answer.status_code == 403
     assert _stored(db_sessions) == {}
+
+
+def test_users_who_may_not_read_global_settings_are_sent_to_their_namespaces_settings(
+    api: Client, callers: Callers
+) -> None:
+    own = callers.headers({"alice/*": ["admin"]}, primary_namespace="alice")
+    sent = api.get("/ui/settings/", headers=own, follow_redirects=False)
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/ui/namespace/alice/settings/"
+
+    stranger = callers.headers({"other/*": ["viewer"]}, primary_namespace="alice")
+    refused = api.get("/ui/settings/", headers=stranger)
+    assert refused.status_code == 403
+    assert "setting::read" in text_of(refused.text)
