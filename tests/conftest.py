@@ -58,6 +58,7 @@ pytest_plugins = [
     "tests.fixtures.api",
     "tests.fixtures.oauth",
     "tests.fixtures.browser",
+    "tests.fixtures.ui",
 ]
 
 _exit_status: list[int] = []

@@ -5,42 +5,27 @@ delete after a confirmation page) for those allowed, refused for the others."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.api.context import ApiContext
-from appliance.auth.tokens import verify
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, Environment
-from appliance.services.access import Caller
 from appliance.storage.base import ArtifactKind
-from appliance.ui.forms import form_token
 from appliance.ui.rendering import seconds_text
 from tests.fixtures.api import Callers
 from tests.fixtures.postgres import TestDatabase
-from tests.fixtures.ui import submit_form, text_of
+from tests.fixtures.ui import csrf_for, refused, submit_form, text_of
+from tests.fixtures.ui import submit_environment as submit
 from tests.fixtures.worker import drain
 
 Client = TestClient[Litestar]
 
 SPEC = "name: {name}\ndependencies:\n  - kiln-demo-tool\n"
 OTHER_SPEC = "name: {name}\ndependencies:\n  - kiln-demo-data\n"
-
-
-def submit(
-    api: Client, headers: Mapping[str, str], namespace: str, name: str, spec: str = SPEC
-) -> int:
-    """Submit an environment through the API; its queued build's id."""
-    body = {"specification": spec.format(name=name), "namespace": namespace}
-    response = api.post("/api/v1/specification/", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    return int(response.json()["data"]["build_id"])
 
 
 def mark(
@@ -62,31 +47,6 @@ def state_of(sessions: sessionmaker[Session], build_id: int) -> tuple[BuildStatu
     with sessions() as session:
         build = session.get_one(Build, build_id)
         return build.status, build.deleted_on is not None
-
-
-def csrf_for(context: ApiContext, headers: Mapping[str, str]) -> str:
-    """The form token of the caller of ``headers`` (for callers whose pages show no form)."""
-    token = headers["Authorization"].removeprefix("Bearer ")
-    claims = verify(token, secret=context.tokens.secret, algorithm=context.tokens.algorithm)
-    return form_token(context.session_secret, Caller(context.policy, claims))
-
-
-def refused(response: Response, status: int, *words: str) -> None:
-    """Check ``response`` is an error page with ``status`` saying ``words``."""
-    assert response.status_code == status, (response.status_code, response.text[:500])
-    assert response.headers["content-type"].startswith("text/html")
-    text = text_of(response.text)
-    for word in words:
-        assert word in text, (word, text)
-
-
-@pytest.fixture
-def roles(callers: Callers) -> dict[str, dict[str, str]]:
-    """Headers of a viewer, an editor and an admin of the namespace ``team``."""
-    return {
-        role: callers.headers({"team/*": [role]}, subject=role)
-        for role in ("viewer", "editor", "admin")
-    }
 
 
 def test_a_real_build_shows_its_steps_with_durations_and_its_packages(

@@ -18,19 +18,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.api.context import ApiContext
-from appliance.auth.tokens import verify
 from appliance.builder.pipeline import BuildResult, InstalledPackage
 from appliance.channels.repodata import IndexedPackage
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, Environment, Namespace
 from appliance.schemas.channels import normalize_channel
-from appliance.services.access import Caller
 from appliance.services.builds import complete_build
 from appliance.services.channels import add_package_builds, ensure_channel
-from appliance.ui.forms import form_token
 from tests.fixtures.api import Callers
 from tests.fixtures.browser import LiveKiln
-from tests.fixtures.ui import csrf_of, submit_form, text_of
+from tests.fixtures.ui import csrf_for, csrf_of, submit_form, text_of
 
 Client = TestClient[Litestar]
 
@@ -55,13 +52,6 @@ def editor_text(html: str) -> str:
     found = re.search(r'<textarea[^>]* name="specification"[^>]*>\n?(.*?)</textarea>', html, re.S)
     assert found is not None, "the page has no editor"
     return unescape(found.group(1))
-
-
-def csrf_for(context: ApiContext, headers: Mapping[str, str]) -> str:
-    """The form token of the caller of ``headers`` (for posting where no page offers a form)."""
-    token = headers["Authorization"].removeprefix("Bearer ")
-    claims = verify(token, secret=context.tokens.secret, algorithm=context.tokens.algorithm)
-    return form_token(context.session_secret, Caller(context.policy, claims))
 
 
 def api_problem(api: Client, headers: Mapping[str, str], spec: str) -> dict[str, Any]:

@@ -10,36 +10,38 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.api.context import ApiContext
-from appliance.auth.tokens import verify
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, Environment, Namespace
-from appliance.services.access import Caller
-from appliance.ui.forms import form_token
 from tests.fixtures.api import Callers
-from tests.fixtures.ui import csrf_of, submit_form, text_of
+from tests.fixtures.ui import (
+    csrf_for,
+    csrf_of,
+    refused,
+    submit_environment,
+    submit_form,
+    text_of,
+)
 
 Client = TestClient[Litestar]
 
 SPEC = "name: {name}\ndescription: tools\ndependencies:\n  - kiln-demo-tool\n"
 OTHER_SPEC = "name: {name}\ndependencies:\n  - kiln-demo-data\n"
-PAGE = "/ui/environment/team/web/"
 
 
 def submit(
     api: Client, headers: Mapping[str, str], namespace: str, name: str, spec: str = SPEC
 ) -> int:
-    """Submit an environment through the API; its queued build's id."""
-    body = {"specification": spec.format(name=name), "namespace": namespace}
-    response = api.post("/api/v1/specification/", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    return int(response.json()["data"]["build_id"])
+    """:func:`submit_environment` with this module's described ``SPEC`` by default."""
+    return submit_environment(api, headers, namespace, name, spec)
+
+
+PAGE = "/ui/environment/team/web/"
 
 
 def complete(sessions: sessionmaker[Session], build_id: int, *, current: bool = True) -> None:
@@ -80,34 +82,6 @@ def environment_names(sessions: sessionmaker[Session]) -> list[str]:
 def build_count(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         return int(session.scalar(select(func.count()).select_from(Build)) or 0)
-
-
-def csrf_for(context: ApiContext, headers: Mapping[str, str]) -> str:
-    """The form token of the caller of ``headers`` (what its pages would carry, for callers
-    whose pages show no form)."""
-    token = headers["Authorization"].removeprefix("Bearer ")
-    claims = verify(token, secret=context.tokens.secret, algorithm=context.tokens.algorithm)
-    return form_token(context.session_secret, Caller(context.policy, claims))
-
-
-def refused(response: Response, status: int, *words: str) -> str:
-    """Check ``response`` is an error page with ``status`` saying ``words``; its text."""
-    assert response.status_code == status, (response.status_code, response.text[:500])
-    assert response.headers["content-type"].startswith("text/html")
-    text = text_of(response.text)
-    for word in words:
-        assert word in text, (word, text)
-    assert "Traceback" not in text
-    return text
-
-
-@pytest.fixture
-def roles(callers: Callers) -> dict[str, dict[str, str]]:
-    """Headers of a viewer, an editor and an admin of the namespace ``team``."""
-    return {
-        role: callers.headers({"team/*": [role]}, subject=role)
-        for role in ("viewer", "editor", "admin")
-    }
 
 
 @pytest.fixture

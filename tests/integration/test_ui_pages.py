@@ -4,9 +4,7 @@ environment and build pages, and errors as pages a person understands."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from html import unescape
 
 import pytest
 from litestar import Litestar
@@ -20,21 +18,13 @@ from appliance.web.app import create_app
 from appliance.web.settings import WebSettings
 from tests.fixtures.api import Callers
 from tests.fixtures.postgres import TestDatabase
+from tests.fixtures.ui import submit_environment as submit
+from tests.fixtures.ui import text_of
 
 Client = TestClient[Litestar]
 
 SPEC = "name: {name}\ndependencies:\n  - kiln-demo-tool\n"
 OTHER_SPEC = "name: {name}\ndependencies:\n  - kiln-demo-data\n"
-
-
-def submit(
-    api: Client, headers: Mapping[str, str], namespace: str, name: str, spec: str = SPEC
-) -> int:
-    """Submit an environment through the API; its queued build's id."""
-    body = {"specification": spec.format(name=name), "namespace": namespace}
-    response = api.post("/api/v1/specification/", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    return int(response.json()["data"]["build_id"])
 
 
 def complete(sessions: sessionmaker[Session], build_id: int, size: int) -> None:
@@ -48,11 +38,6 @@ def complete(sessions: sessionmaker[Session], build_id: int, size: int) -> None:
         build.ended_on = now
         build.size = size
         session.get_one(Environment, build.environment_id).current_build_id = build_id
-
-
-def text_of(html: str) -> str:
-    """The page's text, tags removed and spaces collapsed (what a person reads)."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def listed(html: str) -> list[str]:
