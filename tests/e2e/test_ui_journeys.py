@@ -255,3 +255,42 @@ def test_a_token_is_created_shown_once_used_and_revoked(
     expect(page.get_by_role("status")).to_contain_text("The token was revoked")
     expect(page.get_by_role("row", name=re.compile("^ci revoked"))).to_be_visible()
     assert _api_status(live_kiln, token, "/api/v1/permission/") == 401
+
+
+def test_the_pages_work_from_the_keyboard_and_fit_a_phone(
+    page: Page, live_kiln: LiveKiln, live_kiln_worker: InProcessWorker, callers: Callers
+) -> None:
+    callers.user("alice", password=PASSWORD)
+    log_in(page, live_kiln.url, "alice", "/ui/create/")
+    page.get_by_role("textbox", name="Specification").fill(
+        "name: tool\ndependencies:\n  - kiln-demo-tool\n"
+    )
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create environment").click()
+    wait_for_status(page, "COMPLETED")
+    build_page = page.url
+
+    # From the top of a page, the first Tab reaches "Skip to content", Enter lands in main.
+    page.goto(f"{live_kiln.url}/ui/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    # Every control can be reached with Tab, and shows where the focus is.
+    reached: list[str] = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.body"):
+            break  # past the last control
+        reached.append(page.evaluate("document.activeElement.textContent.trim()"))
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", f"no visible focus on {reached[-1]!r}"
+    assert "New environment" in reached and "alice/tool" in reached
+
+    # At phone width nothing makes the page wider than the screen (tables scroll inside).
+    page.set_viewport_size({"width": 375, "height": 740})
+    for url in (f"{live_kiln.url}/ui/", f"{live_kiln.url}/ui/environment/alice/tool/",
+                build_page, f"{live_kiln.url}/ui/environment/alice/tool/edit/"):  # fmt: skip
+        page.goto(url)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{url} is {width}px wide at 375px"
