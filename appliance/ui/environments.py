@@ -10,7 +10,7 @@ environment page (``browse.py``) posting the caller's form token:
     ``build_id``: the COMPLETED build of this environment to make current; the same ``PUT``.
 ``POST clone/``
     ``namespace`` and ``name`` of the new environment: the current build's specification
-    submitted there (:func:`appliance.services.overview.clone_environment`, the use case of
+    submitted there (:func:`appliance.services.clones.clone_environment`, the use case of
     ``POST /api/v1/specification/``); then the new environment's page.
 ``GET delete/``
     What deleting would remove, and a button to confirm (only for callers who may delete).
@@ -33,7 +33,7 @@ from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
 from appliance.api.dependencies import Context, Who
-from appliance.services import environments, overview
+from appliance.services import clones, environments, overview
 from appliance.ui.forms import read_form, see_other
 from appliance.ui.rendering import Pages
 
@@ -108,7 +108,7 @@ def routes(pages: Pages) -> list[ControllerRouterHandler]:
         form = await read_form(request, caller, pages.secret)
         target_namespace, target_name = form.text("namespace"), form.text("name")
         await context.db.run(
-            overview.clone_environment,
+            clones.clone_environment,
             caller,
             context.build_settings,
             namespace,
