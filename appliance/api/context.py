@@ -66,6 +66,9 @@ class ApiContext:
     authentication: Authentication
     #: ``<data dir>/secrets`` (the one-time setup token lives there).
     secrets_dir: Path | None = None
+    #: The configuration file this context was loaded from (None: none was), the one the
+    #: admin API's configuration changes are written to.
+    config_file: Path | None = None
     #: ``CondaStoreServer.secret_key`` (or the generated one): seals OAuth login state.
     session_secret: str = ""
     #: Deployment defaults of the settings API (appliance.services.settings).
@@ -108,6 +111,7 @@ class ApiContext:
             build_settings=settings_from_config(config),
             authentication=auth,
             secrets_dir=config.data_dir.secrets,
+            config_file=config.config_file,
             session_secret=server.secret_key
             or load_or_create_secret(config.data_dir.secrets, SESSION_SECRET),
             setting_defaults=defaults_from_config(config.conda_store),

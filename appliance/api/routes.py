@@ -11,6 +11,7 @@ from appliance.api.dependencies import dependencies
 from appliance.api.envelope import ERROR_RESPONSES
 from appliance.api.v1 import (
     accounts,
+    admin,
     artifacts,
     builds,
     channels,
@@ -22,6 +23,7 @@ from appliance.api.v1 import (
     tokens,
 )
 from appliance.api.v2 import environments as environments_v2
+from appliance.services.operations import Installation
 
 
 def document_errors(app: Litestar, prefix: str) -> None:
@@ -50,6 +52,7 @@ def api_routers(context: ApiContext) -> list[Router]:
             tokens.router,
             settings.router,
             *accounts.HANDLERS,
+            admin.router(installation(context)),
         ],
         dependencies=dependencies(context),
     )
@@ -59,6 +62,13 @@ def api_routers(context: ApiContext) -> list[Router]:
         dependencies=dependencies(context),
     )
     return [v1, v2]
+
+
+def installation(context: ApiContext) -> Installation:
+    """This host's Kiln for the admin routes: the data dir and the configuration file of the
+    configuration the context was built from (without one, appliance.services.configuration
+    uses the file the supervisor publishes, else the data dir's ``kiln_config.py``)."""
+    return Installation(data_dir=context.authentication.data_dir, config_file=context.config_file)
 
 
 def login_routers(context: ApiContext) -> list[Router]:

@@ -6,6 +6,16 @@ that exits on its own is restarted after a growing delay and its exit status is 
 that keeps crashing is reported as a crash loop (logged at error level and visible in its state)
 and retried at the slowest pace rather than given up on or hidden. Stopping sends the child's
 stop signal, waits its stop timeout (a worker drains running builds in that time), then kills.
+
+An operator may ask for a restart (:meth:`Supervisor.restart`, through the control channel of
+appliance.supervisor.control): the child is stopped the same graceful way and started again at
+once. It counts in ``restarts`` and ``requested_restarts``, never as a crash (no backoff, no
+crash-loop count). Each child has a lock held while it is spawned, stopped or restarted, so a
+restart, the watcher's own restart after a crash and the supervisor's shutdown never act on the
+same child at once; once the supervisor is stopping, nothing is started again.
+
+Every change of a child's state calls ``on_change`` (appliance.supervisor.status publishes the
+states for the admin API).
 """
 
 from __future__ import annotations
@@ -17,8 +27,9 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 logger = logging.getLogger("kiln.supervisor")
@@ -86,10 +97,18 @@ class Child:
     spec: ChildSpec
     process: asyncio.subprocess.Process | None = None
     state: ChildState = ChildState.STOPPED
+    #: ``time.monotonic()`` when the running process started.
     started_at: float | None = None
+    #: The same moment by the wall clock (what the admin API shows).
+    started_on: datetime | None = None
+    #: Times it was started again (after exiting on its own, or on request).
     restarts: int = 0
+    #: Of ``restarts``, how many an operator asked for.
+    requested_restarts: int = 0
     last_exit: str | None = None
     recent_exits: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    #: Held while the child is spawned, stopped or restarted (see the module docstring).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -111,16 +130,30 @@ class Supervisor:
         *,
         backoff: Backoff = Backoff(),
         crash_loop: CrashLoop = CrashLoop(),
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.children = [Child(spec) for spec in specs]
         self._backoff = backoff
         self._crash_loop = crash_loop
+        self._on_change = on_change
         self._stopping = asyncio.Event()
-        self._watchers: list[asyncio.Task[None]] = []
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+
+    def child(self, name: str) -> Child:
+        """The child called ``name``; :class:`KeyError` when there is none."""
+        for child in self.children:
+            if child.spec.name == name:
+                return child
+        raise KeyError(name)
+
+    def _set_state(self, child: Child, state: ChildState) -> None:
+        child.state = state
+        if self._on_change is not None:
+            self._on_change()
 
     async def _spawn(self, child: Child) -> None:
         spec = child.spec
-        child.state = ChildState.STARTING
+        self._set_state(child, ChildState.STARTING)
         child.process = await asyncio.create_subprocess_exec(
             *spec.argv,
             env=dict(spec.env) if spec.env is not None else None,
@@ -128,16 +161,28 @@ class Supervisor:
             start_new_session=True,
         )
         child.started_at = time.monotonic()
-        child.state = ChildState.RUNNING
+        child.started_on = datetime.now(UTC)
+        self._set_state(child, ChildState.RUNNING)
         logger.info("started %s (pid %d)", spec.name, child.process.pid)
+
+    def _watch_child(self, child: Child) -> None:
+        name = child.spec.name
+        self._watchers[name] = asyncio.create_task(self._watch(child), name=f"watch-{name}")
+
+    async def _unwatch(self, child: Child) -> None:
+        watcher = self._watchers.pop(child.spec.name, None)
+        if watcher is None:
+            return
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
     async def start(self) -> None:
         """Start every child in order and begin watching them."""
         for child in self.children:
-            await self._spawn(child)
-            self._watchers.append(
-                asyncio.create_task(self._watch(child), name=f"watch-{child.spec.name}")
-            )
+            async with child.lock:
+                await self._spawn(child)
+            self._watch_child(child)
 
     async def _watch(self, child: Child) -> None:
         """Wait for ``child`` to exit; restart it unless the supervisor is stopping."""
@@ -156,7 +201,7 @@ class Supervisor:
             recent = sum(1 for moment in child.recent_exits if moment >= window_start)
             delay = self._backoff.delay(attempt)
             if recent >= self._crash_loop.restarts:
-                child.state = ChildState.CRASH_LOOP
+                self._set_state(child, ChildState.CRASH_LOOP)
                 delay = self._backoff.maximum
                 logger.error(
                     "%s is crash-looping: %d exits in %.0fs, the last with %s; "
@@ -164,25 +209,28 @@ class Supervisor:
                     child.spec.name, recent, self._crash_loop.window, child.last_exit, delay,
                 )  # fmt: skip
             else:
-                child.state = ChildState.BACKOFF
+                self._set_state(child, ChildState.BACKOFF)
                 logger.warning(
                     "%s (pid %s) stopped unexpectedly with %s after %.1fs; restarting in %.1fs",
                     child.spec.name, child.pid, child.last_exit, ran_for, delay,
                 )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            if self._stopping.is_set():
-                child.state = ChildState.STOPPED
-                return
-            child.restarts += 1
-            await self._spawn(child)
+            async with child.lock:
+                if self._stopping.is_set():
+                    self._set_state(child, ChildState.STOPPED)
+                    return
+                child.restarts += 1
+                await self._spawn(child)
 
     async def _stop_child(self, child: Child) -> None:
+        """Stop ``child`` gracefully (the caller holds its lock and has stopped its watcher, or
+        the supervisor is stopping)."""
         process = child.process
         if process is None or process.returncode is not None:
-            child.state = ChildState.STOPPED
+            self._set_state(child, ChildState.STOPPED)
             return
-        child.state = ChildState.STOPPING
+        self._set_state(child, ChildState.STOPPING)
         spec = child.spec
         logger.info("stopping %s (pid %d)", spec.name, process.pid)
         with contextlib.suppress(ProcessLookupError):
@@ -195,15 +243,52 @@ class Supervisor:
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
         child.last_exit = describe_exit(process.returncode or 0)
-        child.state = ChildState.STOPPED
+        self._set_state(child, ChildState.STOPPED)
         logger.info("%s stopped (%s)", spec.name, child.last_exit)
+
+    # --- restarts an operator asked for --------------------------------------------------------
+
+    async def restart(self, name: str) -> None:
+        """Stop the child ``name`` gracefully and start it again (a requested restart);
+        :class:`KeyError` when there is no such child."""
+        self.child(name)
+        await self.stop_children([name])
+        await self.start_children([name])
+
+    async def stop_children(self, names: Sequence[str]) -> None:
+        """Stop the named children, in reverse start order, for a restart: they stay stopped
+        (unwatched) until :meth:`start_children`."""
+        wanted = set(names)
+        for child in reversed(self.children):
+            if child.spec.name in wanted:
+                async with child.lock:
+                    await self._unwatch(child)
+                    await self._stop_child(child)
+
+    async def start_children(self, names: Sequence[str]) -> None:
+        """Start the named children again, in start order, counting a requested restart each;
+        nothing is started once the supervisor is stopping."""
+        wanted = set(names)
+        for child in self.children:
+            if child.spec.name not in wanted:
+                continue
+            async with child.lock:
+                if self._stopping.is_set():
+                    return
+                child.restarts += 1
+                child.requested_restarts += 1
+                await self._spawn(child)
+                self._watch_child(child)
+            logger.info("%s restarted on request (pid %s)", child.spec.name, child.pid)
 
     async def stop(self) -> None:
         """Stop every child in reverse start order (each waits for the one after it)."""
         self._stopping.set()
         for child in reversed(self.children):
-            await self._stop_child(child)
-        for watcher in self._watchers:
+            async with child.lock:
+                await self._stop_child(child)
+        watchers = list(self._watchers.values())
+        for watcher in watchers:
             watcher.cancel()
-        await asyncio.gather(*self._watchers, return_exceptions=True)
+        await asyncio.gather(*watchers, return_exceptions=True)
         self._watchers.clear()

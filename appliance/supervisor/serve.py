@@ -5,6 +5,10 @@ PostgreSQL (when no ``CondaStore.database_url`` is set), migrations, the web pro
 workers; then readiness (``READY=1`` for systemd) and the banner. SIGTERM or SIGINT runs the
 same list backwards: workers drain their builds, the web process finishes its requests,
 PostgreSQL stops last.
+
+While it runs, the supervisor publishes the state of every service in ``run/supervisor.json``
+and takes restart requests from ``run/control/`` (appliance.supervisor.status and .control;
+the admin API reads and writes them). What a restart target means is :meth:`Appliance.restart`.
 """
 
 from __future__ import annotations
@@ -30,10 +34,24 @@ from appliance.config.loader import KilnConfig
 from appliance.db.engine import create_engine, display_url
 from appliance.db.migrate import migrate
 from appliance.services.accounts import ensure_setup_token
+from appliance.services.supervision import (
+    ALL_SERVICES,
+    ALL_WORKERS,
+    PublishedStatus,
+    restart_targets,
+)
 from appliance.services.transactions import Transactions
-from appliance.supervisor.children import Backoff, ChildSpec, Supervisor
+from appliance.supervisor.children import Backoff, ChildSpec, ChildState, Supervisor
+from appliance.supervisor.control import ControlChannel
 from appliance.supervisor.notify import Notifier
 from appliance.supervisor.postgres import ManagedPostgres
+from appliance.supervisor.status import (
+    ServiceRecord,
+    StatusPublisher,
+    SupervisorIdentity,
+    build_status,
+    services_of,
+)
 
 logger = logging.getLogger("kiln.serve")
 
@@ -73,7 +91,16 @@ class Appliance:
         self.children: Supervisor | None = None
         self.database_url = config.conda_store.database_url or ""
         self.setup_token: str | None = None
+        self.identity = SupervisorIdentity(__version__, self.data_dir.root, options.config_file)
+        #: The managed PostgreSQL's life, for the status file (its process is not a Child).
+        self.postgres_record = ServiceRecord()
+        self.publisher: StatusPublisher | None = None
+        self.control: ControlChannel | None = None
         self._stop = asyncio.Event()
+        self._stopping = False
+        self._background: list[asyncio.Task[None]] = []
+        #: A PostgreSQL restart running on a thread (stop() waits for it, it cannot be cut).
+        self._postgres_cycle: asyncio.Future[None] | None = None
 
     # --- start, in order -----------------------------------------------------------------
 
@@ -82,6 +109,12 @@ class Appliance:
         self.data_dir.root.mkdir(mode=0o750, parents=True, exist_ok=True)
         shutil.rmtree(self.data_dir.run, ignore_errors=True)
         (self.data_dir.run / "prometheus").mkdir(parents=True)
+
+    def init_status(self) -> None:
+        """The status file and the control channel of the admin API (nothing runs yet)."""
+        self.publisher = StatusPublisher(self.data_dir.run, self.status_snapshot)
+        self.control = ControlChannel(self.data_dir.run, self, self.publisher.changed)
+        self.control.prepare()
 
     def init_secrets(self) -> None:
         """The token signing key exists before any process that signs or checks tokens."""
@@ -95,7 +128,9 @@ class Appliance:
             return
         self.postgres = ManagedPostgres.from_config(self.config)
         logger.info("starting the managed PostgreSQL in %s", self.postgres.directory)
+        self.postgres_record.state = ChildState.STARTING.value
         self.postgres.start()
+        self.postgres_record.running()
         self.database_url = self.postgres.url
 
     def migrate(self) -> None:
@@ -146,8 +181,21 @@ class Appliance:
         self.children = Supervisor(
             self.child_specs(),
             backoff=Backoff(maximum=self.config.supervisor.restart_backoff_max),
+            on_change=self.publisher.changed if self.publisher is not None else None,
         )
         await self.children.start()
+
+    def start_status_and_control(self) -> None:
+        """Publish the services' status and take restart requests, until stopped."""
+        if self.publisher is not None:
+            self._run_in_background(self.publisher.run(), "status")
+        if self.control is not None:
+            self._run_in_background(self.control.run(), "control")
+
+    def _run_in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(_report_failure)
+        self._background.append(task)
 
     @property
     def local_url(self) -> str:
@@ -206,6 +254,7 @@ class Appliance:
             loop.add_signal_handler(signum, self._stop.set)
         try:
             self.prepare_data_dir()
+            self.init_status()
             self.init_secrets()
             self.notifier.status("starting PostgreSQL")
             await asyncio.to_thread(self.start_postgres)
@@ -213,6 +262,7 @@ class Appliance:
             await asyncio.to_thread(self.migrate)
             self.notifier.status("starting web and workers")
             await self.start_children()
+            self.start_status_and_control()
             await self._until_stopped_or(self.wait_until_serving())
             if self._stop.is_set():
                 return 0
@@ -240,15 +290,124 @@ class Appliance:
             return
         task.result()
 
+    # --- restarts an operator asked for (appliance.supervisor.control) -------------------
+
+    def status_snapshot(self) -> PublishedStatus:
+        """What the status file says now (appliance.supervisor.status)."""
+        postgres = None
+        if self.postgres is not None:
+            postgres = (self.postgres_record, self.postgres.pid)
+        services = services_of(self.children, postgres)
+        requests = self.control.records if self.control is not None else []
+        return build_status(self.identity, services, requests)
+
+    def restart_targets(self) -> list[str]:
+        """Each service by name, ``workers`` (when there are any) and ``all``."""
+        names = ["postgres"] if self.postgres is not None else []
+        if self.children is not None:
+            names += [child.spec.name for child in self.children.children]
+        return restart_targets(names)
+
+    async def restart(self, target: str) -> str:
+        """Restart ``target`` gracefully; a sentence saying what was restarted.
+
+        A service by name: that process (a worker waits for its running builds, up to its stop
+        timeout). ``workers``: each worker in turn, so the others keep building. ``postgres``
+        and ``all``: everything, in the order of a stop and a start (workers, web, PostgreSQL;
+        then PostgreSQL, web, workers), because web and workers hold PostgreSQL's connections.
+        """
+        children = self.children
+        if children is None or target not in self.restart_targets():
+            raise ValueError(f"unknown restart target {target!r}")
+        names = [child.spec.name for child in children.children]
+        if target == ALL_WORKERS:
+            workers = [name for name in names if name.startswith("worker-")]
+            for name in workers:
+                await children.restart(name)
+            return f"restarted {', '.join(workers)}, one after another"
+        if target in (ALL_SERVICES, "postgres"):
+            await children.stop_children(names)
+            restarted = []
+            try:
+                if self.postgres is not None:
+                    await self._restart_postgres()
+                    restarted.append("postgres")
+            finally:
+                await children.start_children(names)
+            return f"restarted {', '.join([*restarted, *names])}"
+        await children.restart(target)
+        return f"restarted {target} (pid {children.child(target).pid})"
+
+    async def _restart_postgres(self) -> None:
+        if self._stopping:
+            raise RuntimeError("Kiln is stopping")
+        record = self.postgres_record
+        record.state = ChildState.STOPPING.value
+        self._status_changed()
+        cycle = asyncio.ensure_future(asyncio.to_thread(self._cycle_postgres))
+        self._postgres_cycle = cycle
+        try:
+            await asyncio.shield(cycle)
+        finally:
+            self._status_changed()
+
+    def _cycle_postgres(self) -> None:
+        """Stop and start the managed PostgreSQL (on a thread)."""
+        postgres, record = self.postgres, self.postgres_record
+        assert postgres is not None
+        logger.info("restarting the managed PostgreSQL")
+        postgres.stop()
+        record.state = ChildState.STARTING.value
+        try:
+            postgres.start()
+        except BaseException as error:
+            record.state = ChildState.STOPPED.value
+            record.last_exit = f"failed to start: {error}"
+            raise
+        record.restarts += 1
+        record.requested_restarts += 1
+        record.running()
+
+    def _status_changed(self) -> None:
+        if self.publisher is not None:
+            self.publisher.changed()
+
     # --- stop, in reverse ---------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Workers and web (reverse start order), then PostgreSQL."""
+        """Workers and web (reverse start order); no more restart requests (a PostgreSQL
+        restart under way finishes first); PostgreSQL; the status file goes last."""
+        self._stopping = True
         if self.children is not None:
             await self.children.stop()
+        await self._stop_background("control")
+        if self._postgres_cycle is not None and not self._postgres_cycle.done():
+            with contextlib.suppress(Exception):
+                await self._postgres_cycle
         if self.postgres is not None:
             logger.info("stopping the managed PostgreSQL")
+            self.postgres_record.state = ChildState.STOPPING.value
             await asyncio.to_thread(self.postgres.stop)
+            self.postgres_record.state = ChildState.STOPPED.value
+        await self._stop_background("status")
+        if self.publisher is not None:
+            self.publisher.withdraw()
+
+    async def _stop_background(self, name: str) -> None:
+        tasks = [task for task in self._background if task.get_name() == name]
+        for task in tasks:
+            task.cancel()
+            self._background.remove(task)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """A background task of the supervisor ended with an error: say so (never swallowed)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("the supervisor's %s task failed", task.get_name(), exc_info=error)
 
 
 def _answers(url: str) -> bool:

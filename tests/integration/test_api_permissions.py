@@ -71,6 +71,16 @@ class Rule:
     query: dict[str, Any] = field(default_factory=dict)
 
 
+def environment_artifact(leaf: str) -> Callable[[State], Rule]:
+    """The row of an environment's artifact route ``leaf`` (rows made in a loop)."""
+    return lambda s: Rule("viewer", path=f"/api/v1/environment/team/tool/{leaf}")
+
+
+def build_artifact(leaf: str) -> Callable[[State], Rule]:
+    """The row of a build's artifact route ``leaf`` (rows made in a loop)."""
+    return lambda s: Rule("viewer", path=f"/api/v1/build/{s.completed}/{leaf}")
+
+
 SPEC = {"namespace": "team", "specification": TOOL.format(name="tool") + "\n# rebuilt\n"}
 
 #: (method, route path) -> rule, with the path filled for the state.
@@ -141,7 +151,7 @@ TABLE: dict[tuple[str, str], Callable[[State], Rule]] = {
     ),
     **{
         ("GET", f"/api/v1/environment/{{namespace}}/{{environment}}/{leaf}"): (
-            lambda s, leaf=leaf: Rule("viewer", path=f"/api/v1/environment/team/tool/{leaf}")
+            environment_artifact(leaf)
         )
         for leaf in ("lockfile", "conda-lock.yml", "conda-lock.yaml")
     },
@@ -173,9 +183,7 @@ TABLE: dict[tuple[str, str], Callable[[State], Rule]] = {
         "viewer", path=f"/api/v1/build/{s.completed}/packages/"
     ),
     **{
-        ("GET", f"/api/v1/build/{{build_id}}/{leaf}"): (
-            lambda s, leaf=leaf: Rule("viewer", path=f"/api/v1/build/{s.completed}/{leaf}")
-        )
+        ("GET", f"/api/v1/build/{{build_id}}/{leaf}"): build_artifact(leaf)
         for leaf in (
             "logs",
             "yaml",
@@ -230,6 +238,37 @@ TABLE: dict[tuple[str, str], Callable[[State], Rule]] = {
         path="/api/v1/setup/",
         body={"setup_token": "wrong", "username": "root", "password": "long enough"},
         anonymous_status=403,  # the wrong setup token: tested in test_api_login.py
+    ),
+    # the admin API: operators only (an admin account, or the admin role on every namespace);
+    # without a supervisor a restart answers 409, unknown jobs 404: neither is a refusal
+    ("GET", "/api/v1/admin/services"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/services/"
+    ),
+    ("POST", "/api/v1/admin/services/{service}/restart"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/services/web/restart/", changes=True
+    ),
+    ("GET", "/api/v1/admin/queue"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/queue/"
+    ),
+    ("GET", "/api/v1/admin/jobs"): lambda s: Rule("admin", scope="*/*", path="/api/v1/admin/jobs/"),
+    ("GET", "/api/v1/admin/jobs/{job_id}"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/jobs/1/"
+    ),
+    ("POST", "/api/v1/admin/jobs/{job_id}/retry"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/jobs/1/retry/", changes=True
+    ),
+    ("POST", "/api/v1/admin/jobs/{job_id}/cancel"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/jobs/1/cancel/", changes=True
+    ),
+    ("GET", "/api/v1/admin/config"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/config/"
+    ),
+    ("PATCH", "/api/v1/admin/config"): lambda s: Rule(
+        "admin",
+        scope="*/*",
+        path="/api/v1/admin/config/",
+        body={"class": "CondaStoreWorker", "option": "concurrency", "value": 2, "dry_run": True},
+        changes=True,
     ),
     # logging in and out: public by nature (tests/integration/test_api_login.py and _oauth.py)
     ("GET", "/login"): lambda s: Rule(None, path="/login/"),
