@@ -192,7 +192,16 @@ def _stored(session: Session, level: _Level) -> list[dict[str, Any]]:
 
 def _merge(defaults: Mapping[str, Any], levels: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``defaults`` overridden by each level in turn (a fresh deep copy; inputs untouched)."""
+    return _merge_with_depths(defaults, levels)[0]
+
+
+def _merge_with_depths(
+    defaults: Mapping[str, Any], levels: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """:func:`_merge`, and for each key the depth of the level its value comes from (-1: the
+    deployment's default)."""
     merged = copy.deepcopy(dict(defaults))
+    depths = dict.fromkeys(merged, -1)
     for depth, stored in enumerate(levels):
         for key, value in stored.items():
             reach = SETTING_KEYS.get(key)
@@ -201,7 +210,8 @@ def _merge(defaults: Mapping[str, Any], levels: Sequence[Mapping[str, Any]]) -> 
             if key == "conda_allowed_channels" and depth > 0:
                 value = _narrowed(merged[key], value, merged["conda_channel_alias"])
             merged[key] = copy.deepcopy(value)
-    return merged
+            depths[key] = depth
+    return merged, depths
 
 
 def _channel_url(channel: str, alias: str) -> str | None:
@@ -231,6 +241,23 @@ def get_settings(
     level = _level(namespace, environment)
     level.authorize(caller.access(session), Permission.SETTING_READ)
     return wire.Settings(**_merge(defaults, _stored(session, level)))
+
+
+def setting_sources(
+    session: Session,
+    caller: Caller,
+    defaults: Mapping[str, Any],
+    namespace: str | None = None,
+    environment: str | None = None,
+) -> dict[str, str]:
+    """Where each effective setting of a level comes from: ``"default"`` (the deployment's
+    configuration), ``"global"``, ``"namespace"`` or ``"environment"`` (needs what
+    :func:`get_settings` needs)."""
+    level = _level(namespace, environment)
+    level.authorize(caller.access(session), Permission.SETTING_READ)
+    _, depths = _merge_with_depths(defaults, _stored(session, level))
+    names = ("global", "namespace", "environment")
+    return {key: "default" if depth < 0 else names[depth] for key, depth in depths.items()}
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,18 @@ class Level:
             return f"Settings of the namespace {self.namespace}"
         return f"Settings of {self.namespace}/{self.environment}"
 
+    def source_text(self, source: str) -> str:
+        """Where a value comes from, as this page says it (``source``: a value of
+        :func:`~appliance.services.settings.setting_sources`)."""
+        here = ("global", "namespace", "environment")[self.depth]
+        if source == here:
+            return "set here"
+        return {
+            "default": "from kiln_config.py (the deployment's default)",
+            "global": "from the global settings",
+            "namespace": f"from the namespace {self.namespace}",
+        }.get(source, f"from the {source} level")
+
     def url(self, ui: str) -> str:
         if self.namespace is None:
             return f"{ui}/settings/"
@@ -173,6 +185,10 @@ class Row:
     where: str
     editable: bool
     problem: str = ""
+    #: Where the effective value comes from (``"set here"``, ``"from the global settings"``).
+    source: str = ""
+    #: Whether this level sets the key itself (only then can it go back to the level above).
+    set_here: bool = False
 
 
 def rows(
@@ -181,6 +197,7 @@ def rows(
     may_update: bool,
     entered: Mapping[str, str] | None = None,
     problems: Mapping[str, str] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> list[Row]:
     """Every key, settable ones first (in :data:`SETTING_KEYS` order)."""
     found = []
@@ -192,6 +209,8 @@ def rows(
             key=key, kind=kind, value=value, field=field, meaning=meaning(key),
             where=WHERE[reach], editable=may_update and level.settable(key),
             problem=(problems or {}).get(key, ""),
+            source=level.source_text((sources or {}).get(key, "default")),
+            set_here=level.source_text((sources or {}).get(key, "default")) == "set here",
         )  # fmt: skip
         found.append(row)
     return sorted(found, key=lambda row: not level.settable(row.key))
@@ -220,11 +239,17 @@ def routes(pages: Pages) -> list[ControllerRouterHandler]:
             settings.get_settings, caller, context.setting_defaults, level.namespace,
             level.environment,
         )  # fmt: skip
+        sources = await context.db.read(
+            settings.setting_sources, caller, context.setting_defaults, level.namespace,
+            level.environment,
+        )  # fmt: skip
         may_update = level.may_update(await rights_of(context, caller))
         return pages.render(
             "settings.html", caller, request, status_code=status_code, level=level,
             action=level.url(pages.ui), may_update=may_update,
-            rows=rows(level, msgspec.structs.asdict(found), may_update, entered, problems),
+            rows=rows(
+                level, msgspec.structs.asdict(found), may_update, entered, problems, sources
+            ),
             form_problem=(problems or {}).get("form", ""), artifact_types=ARTIFACT_TYPES,
             always_produced=ALWAYS_PRODUCED,
         )  # fmt: skip

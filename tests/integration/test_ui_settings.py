@@ -139,6 +139,15 @@ def test_a_namespace_admin_sets_and_resets_a_namespace_key(
     )  # fmt: skip
     assert answer.status_code == 303, text_of(answer.text)
     assert _stored(db_sessions) == {("team", "conda_solve_platforms"): ["linux-64", "osx-arm64"]}
+    shown = api.get("/ui/namespace/team/settings/", headers=team_admin).text
+    sections = {
+        key: text_of(section)
+        for key, section in re.findall(r'<h3 id="setting-(\w+)-name">(.*?)</section>', shown, re.S)
+    }
+    assert "set here" in sections["conda_solve_platforms"]
+    assert "Use the value of" in sections["conda_solve_platforms"]
+    assert "from kiln_config.py" in sections["conda_default_packages"]
+    assert "Use the value of" not in sections["conda_default_packages"]  # nothing to go back to
 
     reset = _save(api, "/ui/namespace/team/settings/", team_admin, reset=["conda_solve_platforms"])
     assert reset.status_code == 303
