@@ -37,10 +37,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -107,6 +107,8 @@ class InvalidListing(KilnError):
 
     code = "invalid_parameter"
 
+
+_Acted = TypeVar("_Acted")
 
 #: Sort keys of environment listings (both, in this order, by default).
 ENVIRONMENT_SORT_KEYS = ("namespace", "name")
@@ -531,6 +533,26 @@ def current_build(session: Session, environment_id: int) -> CurrentBuild | None:
         build_key=row.build_key,
         key_version=row.key_version,
     )
+
+
+#: The first key of the PostgreSQL advisory lock that guards an environment's ``envs/<name>``
+#: link (the second is the environment's id).
+LINK_LOCK = 0x4B4C
+
+
+def with_current_build(
+    session: Session, environment_id: int, act: Callable[[CurrentBuild | None], _Acted]
+) -> _Acted:
+    """``act`` on :func:`current_build` of ``environment_id`` while this transaction holds the
+    environment's link lock (:data:`LINK_LOCK`).
+
+    Everything that moves an ``envs/<name>`` link reads the current build and moves the link
+    inside this lock, one at a time, and each change of the current build is followed by such
+    a move (the switch job; the build job once its completion is committed). So the last move
+    reads what the database says last, and the link cannot stay on an older build than the
+    database names, whatever order jobs run in."""
+    session.execute(select(func.pg_advisory_xact_lock(LINK_LOCK, environment_id)))
+    return act(current_build(session, environment_id))
 
 
 # --- deleting ---------------------------------------------------------------------------------

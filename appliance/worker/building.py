@@ -38,6 +38,7 @@ from appliance.observability.metrics import observe_build
 from appliance.services import builds
 from appliance.services.settings import effective_build_settings
 from appliance.worker.context import WorkerContext
+from appliance.worker.environments import point_at_current_build
 
 logger = logging.getLogger("kiln.worker")
 
@@ -112,6 +113,13 @@ async def run_build(worker: WorkerContext, build_id: int, job: BuildJob | None =
     if recorded:
         logger.info("build %d completed", build_id)
         _observe(BuildStatus.COMPLETED, steps, started)
+        # The build linked envs/<name> before its completion was committed; a switch that ran
+        # in between may have moved the link since. Leave it where the database now says.
+        try:
+            await point_at_current_build(worker, assignment.environment_id)
+        except (OSError, KilnError) as error:  # the build stays completed; the next switch fixes it
+            logger.error("build %d completed, but its envs/ link was not updated: %s", build_id,
+                         getattr(error, "message", error))  # fmt: skip
     else:
         logger.warning("build %d completed, but it had been handed to another job", build_id)
 

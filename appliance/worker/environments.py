@@ -3,8 +3,9 @@
 ``PUT /api/v1/environment/{ns}/{env}/`` with a ``build_id`` changes the current build in the
 database (:func:`appliance.services.environments.update_environment`) and defers
 ``kiln.update_environment``; this job then moves the link. It reads the current build when it
-runs, so a job that runs late, twice, or after another switch leaves the link on what the
-database says now. The move is one atomic ``rename`` of a symlink
+runs, under the environment's link lock, as the build job does once a completion is committed,
+so a job that runs late, twice, after another switch or alongside a build that completes leaves
+the link on what the database says now. The move is one atomic ``rename`` of a symlink
 (:func:`appliance.builder.activate.point_environment_at`): users of ``envs/<name>`` see the old
 prefix or the new one, never nothing.
 
@@ -16,8 +17,8 @@ fails the job (it shows in the queue, with the error).
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from functools import partial
 
 from appliance.builder.activate import point_environment_at
 from appliance.common.errors import KilnError
@@ -29,18 +30,21 @@ logger = logging.getLogger("kiln.worker")
 
 
 async def point_at_current_build(worker: WorkerContext, environment_id: int) -> None:
-    """Make the ``envs/<name>`` link of ``environment_id`` point at its current build."""
-    current = await worker.transactions.run(environments.current_build, environment_id)
+    """Make the ``envs/<name>`` link of ``environment_id`` point at its current build, reading
+    the current build and moving the link under the environment's link lock
+    (:func:`appliance.services.environments.with_current_build`)."""
+    await worker.transactions.run(
+        environments.with_current_build, environment_id, partial(_point, worker, environment_id)
+    )
+
+
+def _point(worker: WorkerContext, environment_id: int, current: CurrentBuild | None) -> None:
     if current is None:
         logger.info(
             "environment %d has no current build to link (deleted, or none usable); nothing to do",
             environment_id,
         )
         return
-    await asyncio.to_thread(_point, worker, current)
-
-
-def _point(worker: WorkerContext, current: CurrentBuild) -> None:
     settings = worker.settings
     link = settings.current_link(current.namespace, current.environment, current.key_version)
     if link is None:

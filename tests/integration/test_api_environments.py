@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from appliance.builder.pipeline import Builder
 from appliance.builder.solve import repodata_gateway
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, Environment
+from appliance.services import environments
 from appliance.services.builds import delete_build
 from appliance.services.transactions import Transactions
 from appliance.worker.context import WorkerContext
@@ -457,6 +459,45 @@ def test_the_update_job_leaves_the_link_alone_when_there_is_nothing_to_point_at(
     asyncio.run(point_at_current_build(worker, environment_id))
     assert not os.path.lexists(link)  # a deleted environment gets no link back
     asyncio.run(point_at_current_build(worker, 424242))  # nor does one that never existed
+
+
+def test_moving_the_link_waits_for_another_move_of_the_same_environment(
+    api: Client,
+    api_context: ApiContext,
+    database: TestDatabase,
+    db_sessions: sessionmaker[Session],
+    db_engine: Engine,
+    callers: Callers,
+) -> None:
+    """Whoever moves an environment's link reads its current build and moves the link under
+    the environment's link lock: a switch job and a build that completes cannot interleave."""
+    build = submit(api, callers.admin, TOOL.format(name="demo"))
+    build_queued_work(api_context, database)
+    with db_sessions() as session:
+        environment_id = session.get_one(Build, build).environment_id
+    settings = api_context.build_settings
+    worker = WorkerContext(
+        transactions=Transactions(db_engine),
+        builder=Builder(settings, api_context.storage, repodata_gateway(settings.repodata_cache)),
+        name="test:1",
+        platform="linux-64",
+    )
+    link = settings.environment_link("default", "demo")
+    link.unlink()
+
+    with db_engine.connect() as holder:  # another mover, in the middle of its move
+        holder.execute(select(func.pg_advisory_lock(environments.LINK_LOCK, environment_id)))
+        mover = threading.Thread(
+            target=lambda: asyncio.run(point_at_current_build(worker, environment_id))
+        )
+        mover.start()
+        mover.join(timeout=1.0)
+        assert mover.is_alive(), "the link was moved while another move held the lock"
+        assert not os.path.lexists(link)
+        holder.execute(select(func.pg_advisory_unlock(environments.LINK_LOCK, environment_id)))
+        mover.join(timeout=30)
+    assert not mover.is_alive()
+    assert link_target(api_context, "default", "demo") == prefix_of(api_context, db_sessions, build)
 
 
 def test_the_description_is_changed_with_environment_update(
