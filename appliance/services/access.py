@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
@@ -79,6 +80,9 @@ class Access:
     expires_at: datetime | None = None
     token_id: str | None = None
     kind: str | None = None
+    #: What use cases derive from these bindings and keep while this Access is (per request,
+    #: or for as long as :class:`AccessCache` keeps it), e.g. compiled visibility filters.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def permissions(self, namespace: str, environment: str | None = None) -> frozenset[str]:
         """The permissions this caller holds on ``namespace`` or ``namespace/environment``."""

@@ -178,21 +178,13 @@ def paginate_sql(
     return rows, int(count or 0)
 
 
-#: Compiled visibility filters by binding patterns (see :func:`visible_environments`).
-_VISIBLE: dict[tuple[str, ...], Fragment] = {}
-#: Distinct binding sets kept; beyond, the cache starts afresh (rare: many distinct callers).
-_VISIBLE_ENTRIES = 1_000
-
-
 def visible_environments(access: Access) -> Fragment:
     """:meth:`Access.visible_environments` on ``namespace.name`` and ``environment.name``, as
-    a fragment. Compiled once per set of binding patterns (the filter depends on the patterns
-    only, not on their roles): ``TRUE`` for ``*/*``."""
-    key = tuple(sorted(access.bindings))
-    found = _VISIBLE.get(key)
+    a fragment: ``TRUE`` for ``*/*``. Compiled once per :class:`Access` (kept in its
+    ``derived``, so as long as the access cache keeps the caller)."""
+    found = access.derived.get("visible_environments")
     if found is None:
-        if len(_VISIBLE) >= _VISIBLE_ENTRIES:
-            _VISIBLE.clear()
         found = Fragment.compiled(access.visible_environments(Namespace.name, Environment.name))
-        _VISIBLE[key] = found
+        access.derived["visible_environments"] = found
+    assert isinstance(found, Fragment)
     return found
