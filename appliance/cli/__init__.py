@@ -21,7 +21,9 @@ from types import ModuleType
 
 from appliance import __version__
 from appliance.common.errors import KilnError
+from appliance.common.paths import DataDir, default_data_dir
 from appliance.common.process import exit_now
+from appliance.common.service_log import add_service_log, service_name
 
 #: Subcommand modules under ``appliance.cli``; listed explicitly so a frozen binary collects them.
 COMMANDS = (
@@ -35,7 +37,13 @@ COMMANDS = (
     "user",
     "serve",
     "image",
+    "tui",
 )
+
+
+#: The long-running roles, with the service name each writes its log file under (``kiln
+#: serve`` names its children itself: appliance.common.service_log).
+LOGGED_ROLES = {"serve": "supervisor", "web": "web", "worker": "worker"}
 
 
 def _import_command(name: str) -> ModuleType:
@@ -80,6 +88,10 @@ def _import_command(name: str) -> ModuleType:
         from appliance.cli import image
 
         return image
+    if name == "tui":
+        from appliance.cli import tui
+
+        return tui
     return importlib.import_module(f"appliance.cli.{name}")
 
 
@@ -122,13 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Standard error for every command; the long-running roles (:data:`LOGGED_ROLES`) also
+    write their log file in the data dir, which the admin API reads
+    (appliance.common.service_log)."""
     logging.basicConfig(
-        level=getattr(logging, level),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    role = LOGGED_ROLES.get(args.command)
+    if role is None:
+        return
+    chosen = getattr(args, "data_dir", None)
+    data_dir = DataDir(Path(chosen).expanduser() if chosen else default_data_dir())
+    # The supervisor is always "supervisor"; its children are told their names.
+    add_service_log(data_dir.logs, role if args.command == "serve" else service_name(role))
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -138,7 +160,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    _configure_logging(args.log_level)
+    _configure_logging(args)
     try:
         return int(args.func(args))
     except KilnError as error:

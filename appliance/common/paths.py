@@ -47,6 +47,12 @@ class DataDir:
         return self.root / "pg"
 
     @property
+    def postgres_log(self) -> Path:
+        """The managed PostgreSQL's own log (its output; moved to ``postgres.log.1`` at a
+        start when it has grown large)."""
+        return self.postgres / "postgres.log"
+
+    @property
     def store(self) -> Path:
         return self.root / "store"
 
@@ -65,3 +71,9 @@ class DataDir:
     @property
     def run(self) -> Path:
         return self.root / "run"
+
+    @property
+    def logs(self) -> Path:
+        """The log files of Kiln's own processes, ``<service>.jsonl`` (JSON lines, rotated by
+        size: appliance.common.service_log); the admin API reads them."""
+        return self.root / "logs"

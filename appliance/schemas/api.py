@@ -241,6 +241,46 @@ class Account(msgspec.Struct, kw_only=True):
     last_login: datetime | None
 
 
+class NewAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An account to create (``POST /api/v1/admin/users/``). ``password`` null: the account
+    logs in only through OAuth (its name must be the provider's user name)."""
+
+    username: str
+    password: str | None
+    is_admin: bool = False
+
+
+class AccountChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What to change of an account (``PATCH /api/v1/admin/users/{username}/``); absent or
+    null fields stay as they are."""
+
+    password: str | None = None
+    disabled: bool | None = None
+    is_admin: bool | None = None
+
+
+class ServiceLogRecord(msgspec.Struct, kw_only=True):
+    """One record a Kiln process (or the managed PostgreSQL) logged."""
+
+    time: datetime
+    #: ``supervisor``, ``postgres``, ``web``, ``worker-1``, ...
+    service: str
+    #: ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL``.
+    level: str
+    #: The logger's name (``kiln.web``, ``procrastinate.worker``); ``postgres`` for the server.
+    logger: str
+    message: str
+    pid: int | None = None
+
+
+class ServiceLogs(msgspec.Struct, kw_only=True):
+    """The latest records of the logs asked for, oldest first, and the services there are."""
+
+    records: list[ServiceLogRecord]
+    #: Every name the ``service`` filter takes.
+    services: list[str]
+
+
 class LoginRedirect(msgspec.Struct, kw_only=True):
     """Where a browser goes after logging in (``POST /login/``)."""
 

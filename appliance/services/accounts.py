@@ -18,6 +18,14 @@ configured ``CondaStoreServer.authentication_class``:
 Disabled accounts cannot log in. User names become primary namespaces, so they follow the
 namespace name rule (appliance.schemas.names) and are unique without regard to case.
 
+Managing accounts: ``kiln user`` (appliance.cli.user) and operators over the admin API
+(``/api/v1/admin/users/``: :func:`accounts_for_operator`, :func:`create_account_for_operator`,
+:func:`change_account`) use the same functions: :func:`create_account`, :func:`set_password`
+(their login sessions end), :func:`set_disabled` (disabling ends their login sessions too),
+:func:`set_admin`. There is always an enabled admin account once there was one: disabling the
+last one, or taking admin from it, is refused (:class:`LastAdmin`), so someone can always manage
+accounts from the web (``kiln user`` on the server remains the way out).
+
 The first admin: while no admin account exists, ``kiln serve`` prints a one-time setup token
 (:func:`ensure_setup_token`, kept in ``<data dir>/secrets/setup-token``); whoever holds it can
 create the first admin account (:func:`create_first_admin`, ``POST /api/v1/setup/``). The file
@@ -44,6 +52,8 @@ from appliance.common.errors import KilnError
 from appliance.db.models import ApiToken, User
 from appliance.schemas import api as wire
 from appliance.schemas.names import check_name
+from appliance.services.access import Caller
+from appliance.services.operations import require_operator
 from appliance.services.tokens import Signer, record_token
 
 #: File (in the secrets dir) of the one-time token that creates the first admin account.
@@ -90,6 +100,12 @@ class UserNotFound(KilnError):
     """No such account."""
 
     code = "not_found"
+
+
+class LastAdmin(KilnError):
+    """The last enabled admin account cannot be disabled or lose admin."""
+
+    code = "conflict"
 
 
 def ensure_setup_token(session: Session, secrets_dir: Path) -> str | None:
@@ -181,9 +197,7 @@ def set_password(session: Session, username: str, password: str) -> wire.Account
     """Replace the password of ``username``; their login sessions end (tokens they minted
     keep working until they expire or are revoked)."""
     password_hash = _checked_password(password)
-    user = _find(session, username, lock=True)
-    if user is None:
-        raise UserNotFound(f"no account named {username}")
+    user = _found(session, username)
     user.password_hash = password_hash
     _end_sessions_of(session, user.id)
     session.flush()
@@ -191,11 +205,27 @@ def set_password(session: Session, username: str, password: str) -> wire.Account
 
 
 def set_disabled(session: Session, username: str, disabled: bool) -> wire.Account:
-    """Disable (every token of the account is refused from the next request on) or enable."""
-    user = _find(session, username, lock=True)
-    if user is None:
-        raise UserNotFound(f"no account named {username}")
+    """Disable or enable ``username``. A disabled account's login sessions end (enabling it
+    again does not bring them back: the user logs in again) and every token it minted is
+    refused from the next request on, until it is enabled. The last enabled admin account
+    cannot be disabled (:class:`LastAdmin`)."""
+    user = _found(session, username)
+    if disabled and not user.disabled:
+        _keep_an_admin(session, user, "disable")
+        _end_sessions_of(session, user.id)
     user.disabled = disabled
+    session.flush()
+    return _account(user)
+
+
+def set_admin(session: Session, username: str, admin: bool) -> wire.Account:
+    """Make ``username`` an admin on everything, or take that away (from the next request on:
+    rights are worked out at each request). The last enabled admin account cannot lose it
+    (:class:`LastAdmin`)."""
+    user = _found(session, username)
+    if not admin and user.is_admin:
+        _keep_an_admin(session, user, "take admin from")
+    user.is_admin = admin
     session.flush()
     return _account(user)
 
@@ -203,6 +233,82 @@ def set_disabled(session: Session, username: str, disabled: bool) -> wire.Accoun
 def list_accounts(session: Session) -> list[wire.Account]:
     """Every account, by name."""
     return [_account(user) for user in session.scalars(select(User).order_by(User.username))]
+
+
+def _found(session: Session, username: str) -> User:
+    """The account ``username`` (any case), locked for the change; :class:`UserNotFound`."""
+    user = _find(session, username, lock=True)
+    if user is None:
+        raise UserNotFound(f"no account named {username}")
+    return user
+
+
+def _keep_an_admin(session: Session, user: User, action: str) -> None:
+    """Refuse a change that would leave no enabled admin account. The enabled admins' rows are
+    locked first, so two changes at once cannot each leave the other the last one."""
+    if not user.is_admin or user.disabled:
+        return
+    admins = session.scalars(
+        select(User.id).where(User.is_admin, ~User.disabled).with_for_update()
+    ).all()
+    if set(admins) - {user.id}:
+        return
+    raise LastAdmin(
+        f"cannot {action} {user.username}: it is the last enabled admin account, and without "
+        "one nobody could manage accounts from the web; make another account an admin first"
+    )
+
+
+# --- accounts an operator manages (the admin API) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangedAccount:
+    """An account after :func:`change_account`, and what changed, in words."""
+
+    account: wire.Account
+    message: str
+
+
+def accounts_for_operator(session: Session, caller: Caller) -> list[wire.Account]:
+    """Every account, by name, for an operator (appliance.services.operations)."""
+    require_operator(session, caller)
+    return list_accounts(session)
+
+
+def create_account_for_operator(
+    session: Session, caller: Caller, new: wire.NewAccount
+) -> wire.Account:
+    """:func:`create_account`, by an operator. Creating an admin account makes the first-admin
+    setup token useless: the caller removes it (:func:`remove_setup_token`)."""
+    require_operator(session, caller)
+    return create_account(session, new.username, password=new.password, admin=new.is_admin)
+
+
+def change_account(
+    session: Session, caller: Caller, username: str, change: wire.AccountChange
+) -> ChangedAccount:
+    """An operator changes ``username``: a new password (:func:`set_password`), admin or not
+    (:func:`set_admin`), disabled or enabled (:func:`set_disabled`), all or nothing (one
+    transaction). Raises :class:`UserNotFound`, :class:`LastAdmin`, or a :class:`KilnError` for
+    a password the rules refuse or a change that names nothing."""
+    require_operator(session, caller)
+    if change.password is None and change.disabled is None and change.is_admin is None:
+        raise KilnError("nothing to change: give password, disabled or is_admin")
+    user = _found(session, username)
+    done: list[str] = []
+    account = _account(user)
+    if change.password is not None:
+        account = set_password(session, user.username, change.password)
+        done.append("password changed, login sessions ended")
+    if change.is_admin is not None and change.is_admin != user.is_admin:
+        account = set_admin(session, user.username, change.is_admin)
+        done.append("made an admin" if change.is_admin else "no longer an admin")
+    if change.disabled is not None and change.disabled != user.disabled:
+        account = set_disabled(session, user.username, change.disabled)
+        done.append("disabled, login sessions ended" if change.disabled else "enabled")
+    what = "; ".join(done) if done else "nothing changed (it was so already)"
+    return ChangedAccount(account=account, message=f"{account.username}: {what}")
 
 
 def _end_sessions_of(session: Session, user_id: int) -> None:

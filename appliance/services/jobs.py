@@ -384,9 +384,11 @@ def _refuse_build_jobs(job: Job, action: str) -> None:
         return
     build = job.args.get("build_id")
     target = f"/api/v1/build/{build}/" if isinstance(build, int) else "/api/v1/build/{id}/"
-    instead = f"PUT {target} (rebuild)" if action == "retry" else f"PUT {target}cancel/ (cancel)"
+    retry = action == "retry"
+    instead = f"PUT {target} (rebuild)" if retry else f"PUT {target}cancel/ (cancel)"
     raise JobConflict(
-        f"job {job.id} builds build {build}: a build's job is not {action}d directly; use "
+        f"job {job.id} builds build {build}: a build's job cannot be "
+        f"{'retried' if retry else 'canceled'} directly; use "
         f"{instead} so that the build and its job stay in step"
     )
 

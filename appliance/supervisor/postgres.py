@@ -552,7 +552,7 @@ class ManagedPostgres:
 
     @property
     def log_file(self) -> Path:
-        return self.directory / "postgres.log"
+        return self.data_dir.postgres_log
 
     @property
     def password_file(self) -> Path:

@@ -9,6 +9,9 @@ PostgreSQL stops last.
 While it runs, the supervisor publishes the state of every service in ``run/supervisor.json``
 and takes restart requests from ``run/control/`` (appliance.supervisor.status and .control;
 the admin API reads and writes them). What a restart target means is :meth:`Appliance.restart`.
+Each process writes its log to ``<data dir>/logs/<service>.jsonl`` as well as to standard
+error; the children learn their service names from the supervisor
+(appliance.common.service_log).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.auth.secrets import JWT_SECRET, load_or_create_secret
+from appliance.common.service_log import SERVICE_NAME_VARIABLE
 from appliance.config.loader import KilnConfig
 from appliance.db.engine import create_engine, display_url
 from appliance.db.migrate import migrate
@@ -161,7 +165,7 @@ class Appliance:
             ChildSpec(
                 "web",
                 [*command, "web", *common],
-                env=environment,
+                env={**environment, SERVICE_NAME_VARIABLE: "web"},
                 stop_timeout=supervisor.web_stop_timeout,
             )
         ]
@@ -169,7 +173,8 @@ class Appliance:
             ChildSpec(
                 f"worker-{number}",
                 [*command, "worker", *common],
-                env=environment,
+                # Each worker writes its own log file (appliance.common.service_log).
+                env={**environment, SERVICE_NAME_VARIABLE: f"worker-{number}"},
                 # The worker drains its builds; give it that long, plus a little.
                 stop_timeout=supervisor.drain_timeout + 10.0,
             )

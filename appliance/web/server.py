@@ -26,6 +26,7 @@ from granian.log import LogLevels
 from litestar import Litestar
 
 from appliance.common.errors import KilnError
+from appliance.common.service_log import handler_configs
 from appliance.web.app import create_app
 from appliance.web.settings import WebSettings
 
@@ -53,7 +54,9 @@ def load_app(settings: WebSettings) -> Litestar:
 
 def logging_config(level: str) -> dict[str, Any]:
     """``logging.config.dictConfig`` for granian's processes: everything, granian's messages
-    included, to stderr in Kiln's format at ``level`` (``"INFO"``)."""
+    included, to stderr in Kiln's format at ``level`` (``"INFO"``), and to this process's
+    service log file when it has one (appliance.common.service_log)."""
+    service_logs = handler_configs()
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -63,13 +66,14 @@ def logging_config(level: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "formatter": "kiln",
                 "stream": "ext://sys.stderr",
-            }
+            },
+            **service_logs,
         },
         "loggers": {
             "_granian": {"handlers": [], "propagate": True},
             "granian.access": {"handlers": [], "propagate": True},
         },
-        "root": {"handlers": ["stderr"], "level": level},
+        "root": {"handlers": ["stderr", *service_logs], "level": level},
     }
 
 

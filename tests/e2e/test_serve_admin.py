@@ -93,6 +93,55 @@ def test_the_supervisor_reports_its_services(served: ServedKiln, token: str) -> 
     assert overview["restart_targets"] == ["postgres", "web", "worker-1", "workers", "all"]
 
 
+def test_the_logs_of_the_supervisor_web_worker_and_postgres_are_read_and_followed(
+    served: ServedKiln, token: str
+) -> None:
+    def services_logged() -> dict[str, list[dict[str, Any]]] | None:
+        status, body = call(served, token, "GET", "/api/v1/admin/logs/?lines=2000")
+        assert status == 200, body
+        found: dict[str, list[dict[str, Any]]] = {}
+        for record in body["data"]["records"]:
+            found.setdefault(record["service"], []).append(record)
+        wanted = {"supervisor", "web", "worker-1", "postgres"}
+        return found if wanted <= set(found) else None
+
+    found = until(services_logged, 30, "not every service's log has records", served)
+    supervisor = [r["message"] for r in found["supervisor"]]
+    assert any(m.startswith("started web (pid ") for m in supervisor), supervisor
+    assert any(m.startswith("started worker-1 (pid ") for m in supervisor), supervisor
+    assert any(m.startswith("serving on http://") for m in (r["message"] for r in found["web"]))
+    assert {r["pid"] for r in found["worker-1"]} - {None}
+    assert any("ready to accept connections" in r["message"] for r in found["postgres"])
+    status, body = call(served, token, "GET", "/api/v1/admin/logs/?service=worker-1&level=ERROR")
+    assert status == 200 and all(
+        r["level"] in ("ERROR", "CRITICAL") for r in body["data"]["records"]
+    )
+
+    # Following: the supervisor logs a warning about a stray file in its control directory.
+    request = urllib.request.Request(
+        f"{served.url}/api/v1/admin/logs/?follow=true&service=supervisor&level=WARNING&lines=0",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    stray = served.data_dir / "run" / "control" / "not-a-request.txt"
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.headers["Content-Type"].startswith("application/x-ndjson")
+        time.sleep(1.0)  # the follow has noted where the files end
+        stray.write_text("restart everything, please")
+        deadline = time.monotonic() + 20
+        record: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            line = response.readline()  # a record, or an empty line every 15 s
+            if line.strip():
+                record = json.loads(line)
+                break
+    assert record["service"] == "supervisor" and record["level"] == "WARNING", record
+    assert record["message"] == (
+        "ignored not-a-request.txt in the control directory: not a request file name"
+    )
+    assert record["logger"] == "kiln.supervisor" and record["pid"] == served.process.pid
+    assert not stray.exists()
+
+
 def test_a_configuration_change_is_written_and_applied_with_a_worker_restart(
     served: ServedKiln, token: str
 ) -> None:

@@ -415,7 +415,7 @@ def test_a_builds_job_is_left_to_the_build_routes(
     build_job = build_job_of(db_sessions, build_id)
     cancel = api.post(f"/api/v1/admin/jobs/{build_job}/cancel/", headers=callers.admin)
     assert refusal(cancel, 409) == (
-        f"job {build_job} builds build {build_id}: a build's job is not canceld directly; use "
+        f"job {build_job} builds build {build_id}: a build's job cannot be canceled directly; use "
         f"PUT /api/v1/build/{build_id}/cancel/ (cancel) so that the build and its job stay in "
         "step"
     )

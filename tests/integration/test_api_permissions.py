@@ -270,6 +270,25 @@ TABLE: dict[tuple[str, str], Callable[[State], Rule]] = {
         body={"class": "CondaStoreWorker", "option": "concurrency", "value": 2, "dry_run": True},
         changes=True,
     ),
+    # accounts: an unknown account answers 404, which is not a refusal
+    ("GET", "/api/v1/admin/users"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/users/"
+    ),
+    ("POST", "/api/v1/admin/users"): lambda s: Rule(
+        "admin",
+        scope="*/*",
+        path="/api/v1/admin/users/",
+        body={"username": "newcomer", "password": "long enough", "is_admin": False},
+        changes=True,
+    ),
+    ("PATCH", "/api/v1/admin/users/{username}"): lambda s: Rule(
+        "admin",
+        scope="*/*",
+        path="/api/v1/admin/users/nobody/",
+        body={"disabled": True},
+        changes=True,
+    ),
+    ("GET", "/api/v1/admin/logs"): lambda s: Rule("admin", scope="*/*", path="/api/v1/admin/logs/"),
     # logging in and out: public by nature (tests/integration/test_api_login.py and _oauth.py)
     ("GET", "/login"): lambda s: Rule(None, path="/login/"),
     ("POST", "/login"): lambda s: Rule(

@@ -112,7 +112,7 @@ CONFINED: dict[str, set[str]] = {
     "conda_lock": {"builder"},
     "minio": {"storage"},
     "jwt": {"auth"},
-    "httpx": {"auth"},
+    "httpx": {"auth", "tui"},
 }
 
 

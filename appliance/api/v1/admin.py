@@ -7,7 +7,15 @@ run a Kiln, over HTTP only.
 - ``GET queue/``, ``GET jobs/``, ``GET jobs/{id}/``, ``POST jobs/{id}/retry/``,
   ``POST jobs/{id}/cancel/``: the job queue (appliance.services.jobs);
 - ``GET config/``, ``PATCH config/``: the effective configuration with each value's source,
-  and validating and writing a change (appliance.services.configuration).
+  and validating and writing a change (appliance.services.configuration);
+- ``GET users/``, ``POST users/``, ``PATCH users/{username}/``: local accounts: list, create,
+  change a password, disable or enable, grant or take admin (appliance.services.accounts, the
+  same use cases as ``kiln user``). A change that may change who may do what (admin, disabled,
+  a password, which ends login sessions) clears this process's access cache
+  (appliance.services.access.AccessCache), so it applies from the next request on;
+- ``GET logs/``: the latest records of the supervisor's, the services' and the managed
+  PostgreSQL's logs, and with ``follow=true`` new records as they are written, as JSON lines
+  (appliance.services.logs).
 
 Every route needs an operator: an admin account, or a token with the admin role on ``*/*``
 (anonymous: 401, anyone else: 403). The permission check runs first, on the database; file and
@@ -19,18 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Annotated, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
-from litestar import Router, get, patch, post
+from litestar import Response, Router, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import ErrorBody, Ok, Page
 from appliance.api.pagination import Order, PageNumber, PageSize, page_request
-from appliance.services import configuration, jobs, operations
+from appliance.schemas import api as wire
+from appliance.services import accounts, configuration, jobs, logs, operations
 from appliance.services.operations import Installation
 
 #: Handler parameter type: ``installation: Site`` is this host's Kiln (data dir, config file).
@@ -40,6 +50,34 @@ JobStatusFilter: TypeAlias = Annotated[
     str | None,
     QueryParameter(description=f"only jobs in this status: {', '.join(jobs.JOB_STATUSES)}"),
 ]
+
+LogService: TypeAlias = Annotated[
+    str | None,
+    QueryParameter(
+        description="only this service's log: supervisor, postgres, web, worker-1, ... "
+        "(the answer's services lists them; default: every service)"
+    ),
+]
+LogLevel: TypeAlias = Annotated[
+    str | None,
+    QueryParameter(
+        description=f"only records at this level or above: {', '.join(logs.LEVELS)} "
+        "(default: every level)"
+    ),
+]
+LogLines: TypeAlias = Annotated[
+    int,
+    QueryParameter(
+        ge=0,
+        le=logs.MAX_LINES,
+        description=f"how many of the latest records (default {logs.DEFAULT_LINES}, at most "
+        f"{logs.MAX_LINES}; 0 with follow: only new ones)",
+    ),
+]
+#: ``follow`` is described in the operation's text, not as a parameter of the schema: a client
+#: that generates requests from the schema and reads each answer to its end (schemathesis)
+#: would wait forever for a stream that ends only when the client leaves.
+LogFollowFlag: TypeAlias = Annotated[bool, QueryParameter(include_in_schema=False)]
 
 
 def _conflict(description: str) -> dict[int, ResponseSpec]:
@@ -223,6 +261,131 @@ async def change_configuration(
     return Ok(data=change, message=change.message)
 
 
+# --- user accounts ----------------------------------------------------------------------------
+
+
+def _forget_callers(context: Context) -> None:
+    """Who may do what may have changed: resolve every caller afresh (AccessCache)."""
+    context.access_cache.clear()
+
+
+def _admin_exists(context: Context) -> None:
+    """An admin account exists now: the first-admin setup token is of no use any more."""
+    if context.secrets_dir is not None:
+        accounts.remove_setup_token(context.secrets_dir)
+
+
+@get("/users/", operation_id="list_users", summary="Every local account, by name")
+async def list_users(context: Context, caller: Who) -> Ok[list[wire.Account]]:
+    """Each account's name, whether it is an admin, disabled or has a password (accounts
+    without one log in through OAuth only), when it was created and last logged in."""
+    return Ok(data=await context.db.read(accounts.accounts_for_operator, caller))
+
+
+@post(
+    "/users/",
+    operation_id="create_user",
+    summary="Create a local account",
+    status_code=201,
+    responses=_conflict("An account with this name (in any case) exists already"),
+)
+async def create_user(
+    context: Context, caller: Who, data: JSONBody[wire.NewAccount]
+) -> Ok[wire.Account]:
+    """``{"username": "ada", "password": "...", "is_admin": false}``. The name is also the
+    user's own namespace: letters, digits, ``_ . + -``, unique without regard to case. The
+    password needs at least 8 characters (``null``: no password, the account logs in through
+    OAuth only). 400 says which rule the name or password breaks; 409 when the name is
+    taken."""
+    account = await context.db.run(accounts.create_account_for_operator, caller, data)
+    if account.is_admin:
+        _admin_exists(context)
+    kind = "admin account" if account.is_admin else "account"
+    return Ok(data=account, message=f"{kind} {account.username} created")
+
+
+@patch(
+    "/users/{username:str}/",
+    operation_id="change_user",
+    summary="Change an account: password, disabled, admin",
+    responses={
+        **_conflict("The change would leave no enabled admin account"),
+        404: ResponseSpec(
+            data_container=ErrorBody,
+            description="No account has this name (in any case)",
+            generate_examples=False,
+        ),
+    },
+)
+async def change_user(
+    context: Context,
+    caller: Who,
+    username: FromPath[str],
+    data: JSONBody[wire.AccountChange],
+) -> Ok[wire.Account]:
+    """Any of ``{"password": "...", "disabled": true, "is_admin": false}``; absent fields stay
+    as they are, and the change is made whole or not at all. A new password ends the user's
+    login sessions; so does disabling the account (its tokens are refused while it is
+    disabled; enabling it does not bring the sessions back). Taking admin from an account or
+    disabling it applies from the next request on. The last enabled admin account cannot be
+    disabled or lose admin (409 says why). 404 for a name no account has (in any case)."""
+    changed = await context.db.run(accounts.change_account, caller, username, data)
+    _forget_callers(context)
+    if changed.account.is_admin and not changed.account.disabled:
+        _admin_exists(context)
+    return Ok(data=changed.account, message=changed.message)
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+@get(
+    "/logs/",
+    operation_id="get_service_logs",
+    summary="The latest records of the supervisor's and services' logs; follow=true streams",
+    responses={
+        200: ResponseSpec(
+            data_container=Ok[wire.ServiceLogs],
+            description="The latest records, oldest first, and the services that have logs "
+            "(with follow=true: JSON lines, application/x-ndjson)",
+        )
+    },
+)
+async def get_service_logs(
+    context: Context,
+    caller: Who,
+    installation: Site,
+    service: FromQuery[LogService] = None,
+    level: FromQuery[LogLevel] = None,
+    lines: FromQuery[LogLines] = logs.DEFAULT_LINES,
+    follow: FromQuery[LogFollowFlag] = False,
+) -> Response[Any]:
+    """Records of the supervisor (``supervisor``), the managed PostgreSQL (``postgres``), the
+    web process (``web``) and the workers (``worker-1``, ...; ``worker`` for one started on its
+    own), each ``{time, service, level, logger, message, pid}``, oldest first, merged by time.
+    A service without a log file yet has no records (never an error). 400 names the known
+    services for an unknown ``service`` and the levels for a bad ``level``.
+
+    ``follow=true`` answers ``application/x-ndjson`` instead: the latest ``lines`` records,
+    then each new record as it is written (looked for twice a second), one JSON object per
+    line, until the client closes the connection; an empty line is sent every 15 s while
+    nothing is written. Rotated files are followed into their successors."""
+    await context.db.read(operations.require_operator, caller)
+    if follow:
+        following = await asyncio.to_thread(
+            logs.start_following, installation, service=service, level=level, lines=lines
+        )
+        return Stream(
+            following.stream(),
+            media_type="application/x-ndjson",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    found = await asyncio.to_thread(
+        logs.latest_records, installation, service=service, level=level, lines=lines
+    )
+    return Response(Ok(data=found))
+
+
 def router(installation: Installation) -> Router:
     """The admin routes (``/admin/...``, under ``/api/v1``) for this host's ``installation``."""
 
@@ -239,6 +402,10 @@ def router(installation: Installation) -> Router:
         cancel_job,
         get_configuration,
         change_configuration,
+        list_users,
+        create_user,
+        change_user,
+        get_service_logs,
     ]
     for handler in handlers:
         # The OpenAPI description is the handler's docstring (the app does not use them).

@@ -1,0 +1,1 @@
+"""Widgets the console's screens share: navigation, the connection banner, dialogs."""
