@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -428,14 +429,24 @@ def test_switching_the_current_build_moves_the_envs_link_through_the_worker(
     assert api.get(url, headers=callers.admin).json()["data"]["current_build_id"] == first
 
 
-def test_the_update_job_leaves_the_link_alone_when_there_is_nothing_to_point_at(
+@dataclass(frozen=True)
+class Linked:
+    """``default/demo`` built once, and a worker's context to move its link with."""
+
+    build: int
+    environment_id: int
+    worker: WorkerContext
+
+
+@pytest.fixture
+def linked(
     api: Client,
     api_context: ApiContext,
     database: TestDatabase,
     db_sessions: sessionmaker[Session],
     db_engine: Engine,
     callers: Callers,
-) -> None:
+) -> Linked:
     build = submit(api, callers.admin, TOOL.format(name="demo"))
     build_queued_work(api_context, database)
     with db_sessions() as session:
@@ -447,6 +458,18 @@ def test_the_update_job_leaves_the_link_alone_when_there_is_nothing_to_point_at(
         name="test:1",
         platform="linux-64",
     )
+    return Linked(build, environment_id, worker)
+
+
+def test_the_update_job_leaves_the_link_alone_when_there_is_nothing_to_point_at(
+    api: Client,
+    api_context: ApiContext,
+    db_sessions: sessionmaker[Session],
+    callers: Callers,
+    linked: Linked,
+) -> None:
+    build, environment_id, worker = linked.build, linked.environment_id, linked.worker
+    settings = api_context.build_settings
     link = settings.environment_link("default", "demo")
     prefix = prefix_of(api_context, db_sessions, build)
 
@@ -462,26 +485,15 @@ def test_the_update_job_leaves_the_link_alone_when_there_is_nothing_to_point_at(
 
 
 def test_moving_the_link_waits_for_another_move_of_the_same_environment(
-    api: Client,
     api_context: ApiContext,
-    database: TestDatabase,
     db_sessions: sessionmaker[Session],
     db_engine: Engine,
-    callers: Callers,
+    linked: Linked,
 ) -> None:
     """Whoever moves an environment's link reads its current build and moves the link under
     the environment's link lock: a switch job and a build that completes cannot interleave."""
-    build = submit(api, callers.admin, TOOL.format(name="demo"))
-    build_queued_work(api_context, database)
-    with db_sessions() as session:
-        environment_id = session.get_one(Build, build).environment_id
+    build, environment_id, worker = linked.build, linked.environment_id, linked.worker
     settings = api_context.build_settings
-    worker = WorkerContext(
-        transactions=Transactions(db_engine),
-        builder=Builder(settings, api_context.storage, repodata_gateway(settings.repodata_cache)),
-        name="test:1",
-        platform="linux-64",
-    )
     link = settings.environment_link("default", "demo")
     link.unlink()
 
