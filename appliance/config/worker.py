@@ -52,6 +52,18 @@ class CondaStoreWorker(KilnConfigurable):
         """,
     ).tag(config=True, **{DEFAULT_TEXT: "None (the number of CPUs)"})
 
+    job_retention_days = Integer(
+        7,
+        min=1,
+        help="""
+        How long finished jobs stay in the queue's tables (succeeded, failed, cancelled), in
+        days; an hourly job deletes older ones. The admin API and console list and retry jobs
+        within this window. Builds and their logs are not affected.
+
+        Example: c.CondaStoreWorker.job_retention_days = 30
+        """,
+    ).tag(config=True)
+
     def effective_concurrency(self) -> int:
         """``concurrency``, or the number of CPUs when it is unset."""
         return self.concurrency or os.cpu_count() or 1

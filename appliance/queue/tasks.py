@@ -63,6 +63,10 @@ SAMPLE_STORAGE = TaskName("kiln.sample_storage", UPKEEP_QUEUE)
 #: after every build deletion.
 COLLECT_IMAGE_BLOBS = TaskName("kiln.collect_image_blobs", UPKEEP_QUEUE)
 
+#: Delete finished jobs (succeeded, failed, cancelled, aborted) older than
+#: ``CondaStoreWorker.job_retention_days``. Periodic (hourly).
+PRUNE_JOBS = TaskName("kiln.prune_jobs", UPKEEP_QUEUE)
+
 #: Queues a worker serves, in the order it takes jobs from them.
 QUEUES = (BUILDS_QUEUE, UPKEEP_QUEUE)
 

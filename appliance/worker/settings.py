@@ -16,6 +16,8 @@ WATCH_PATHS_SCHEDULE = "* * * * *"
 SAMPLE_STORAGE_SCHEDULE = "* * * * *"
 #: Hourly, so blobs still within their grace period at a deletion are not kept for good.
 COLLECT_IMAGE_BLOBS_SCHEDULE = "17 * * * *"
+#: Hourly: the recovery job alone finishes ~17,000 jobs a day.
+PRUNE_JOBS_SCHEDULE = "41 * * * *"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class UpkeepSettings:
     #: Upkeep jobs (deletions, recovery, refresh, watch) one worker process runs at once, next
     #: to and independent of its builds.
     concurrency: int = 2
+    #: Finished jobs are kept this long (``CondaStoreWorker.job_retention_days``), in hours.
+    job_retention_hours: int = 7 * 24
 
 
 def upkeep_from_config(config: KilnConfig) -> UpkeepSettings:
@@ -47,4 +51,5 @@ def upkeep_from_config(config: KilnConfig) -> UpkeepSettings:
         index_platforms=tuple(dict.fromkeys(store.conda_platforms)),
         watch_paths=tuple(Path(path) for path in config.worker.watch_paths),
         filesystem_namespace=store.filesystem_namespace,
+        job_retention_hours=config.worker.job_retention_days * 24,
     )

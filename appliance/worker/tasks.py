@@ -24,6 +24,7 @@ from appliance.queue.tasks import (
     DELETE_BUILD,
     DELETE_ENVIRONMENT,
     DELETE_NAMESPACE,
+    PRUNE_JOBS,
     RECOVER_BUILDS,
     REFRESH_CHANNELS,
     SAMPLE_STORAGE,
@@ -38,6 +39,7 @@ from appliance.worker.environments import point_at_current_build
 from appliance.worker.recovery import recover_interrupted
 from appliance.worker.settings import (
     COLLECT_IMAGE_BLOBS_SCHEDULE,
+    PRUNE_JOBS_SCHEDULE,
     RECOVER_SCHEDULE,
     REFRESH_CHANNELS_SCHEDULE,
     SAMPLE_STORAGE_SCHEDULE,
@@ -149,10 +151,20 @@ def register_tasks(
     async def collect_image_blobs(timestamp: int = 0) -> None:
         await deletion.collect_image_blobs(worker)
 
+    @app.task(
+        name=PRUNE_JOBS.name,
+        queue=PRUNE_JOBS.queue,
+        lock=PRUNE_JOBS.name,
+        queueing_lock=PRUNE_JOBS.name,
+    )
+    async def prune_jobs(timestamp: int = 0) -> None:
+        await upkeep.prune_jobs(app.job_manager, worker.upkeep.job_retention_hours)
+
     if not periodic:
         return
     app.periodic(cron=RECOVER_SCHEDULE)(recover_builds)
     app.periodic(cron=COLLECT_IMAGE_BLOBS_SCHEDULE)(collect_image_blobs)
+    app.periodic(cron=PRUNE_JOBS_SCHEDULE)(prune_jobs)
     if worker.upkeep.indexed_channels:
         app.periodic(cron=REFRESH_CHANNELS_SCHEDULE)(refresh_channels)
     if worker.upkeep.watch_paths:

@@ -1,5 +1,5 @@
 """Periodic upkeep: the package index of the indexed channels, environments from watched
-files, and samples of the store's disk usage."""
+files, samples of the store's disk usage, and pruning the queue's finished jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from procrastinate.manager import JobManager
 
 from appliance.channels.repodata import fetch_subdir_index
 from appliance.common.errors import KilnError, SpecificationError
@@ -179,3 +181,15 @@ async def sample_storage(worker: WorkerContext) -> None:
         used=disk.used,
         free=disk.free,
     )
+
+
+async def prune_jobs(jobs: JobManager, retention_hours: int) -> None:
+    """Delete the queue's finished jobs (and their events) older than ``retention_hours``:
+    succeeded, failed, cancelled and aborted ones; waiting and running jobs are never touched."""
+    await jobs.delete_old_jobs(
+        nb_hours=retention_hours,
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )
+    logger.info("deleted the queue's finished jobs older than %d hours", retention_hours)

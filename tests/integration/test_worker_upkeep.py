@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.builder.settings import BuildSettings
@@ -26,7 +26,7 @@ from appliance.db.models import (
     Namespace,
     StorageSample,
 )
-from appliance.queue.app import WorkerSettings
+from appliance.queue.app import WorkerSettings, make_app
 from appliance.storage import LocalArtifactStore
 from appliance.worker import upkeep
 from appliance.worker.context import WorkerContext
@@ -204,3 +204,55 @@ def test_a_long_running_worker_runs_its_upkeep_at_start(
         wait_for(lambda: counts(db_sessions)[1] > 0, 10, "the channel refresh")
         with db_sessions() as session:
             assert session.scalar(select(func.count()).select_from(StorageSample)) == 1
+
+
+def test_finished_jobs_older_than_the_retention_are_pruned_and_others_kept(
+    database: TestDatabase, db_sessions: sessionmaker[Session]
+) -> None:
+    """The hourly prune deletes succeeded, failed and cancelled jobs whose last event is older
+    than the retention; recent finished jobs and waiting jobs stay, whatever their age."""
+    jobs: dict[str, int] = {}
+    with db_sessions.begin() as session:
+        for name, status, old in (
+            ("old-succeeded", "succeeded", True),
+            ("old-failed", "failed", True),
+            ("old-cancelled", "cancelled", True),
+            ("recent-succeeded", "succeeded", False),
+            ("old-waiting", "todo", True),
+        ):
+            job_id = session.scalar(
+                text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, args) "
+                    "VALUES ('upkeep', :name, '{}') RETURNING id"
+                ),
+                {"name": f"test.{name}"},
+            )
+            assert job_id is not None
+            if status != "todo":
+                session.execute(
+                    text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :id"),
+                    {"id": job_id},
+                )
+                session.execute(
+                    text("UPDATE procrastinate_jobs SET status = :status WHERE id = :id"),
+                    {"id": job_id, "status": status},
+                )
+            if old:
+                session.execute(
+                    text(
+                        "UPDATE procrastinate_events SET at = now() - interval '200 hours' "
+                        "WHERE job_id = :id"
+                    ),
+                    {"id": job_id},
+                )
+            jobs[name] = job_id
+
+    async def prune() -> None:
+        app = make_app(database.conninfo)
+        async with app.open_async():
+            await upkeep.prune_jobs(app.job_manager, retention_hours=7 * 24)
+
+    asyncio.run(prune())
+    with db_sessions() as session:
+        left = set(session.scalars(text("SELECT task_name FROM procrastinate_jobs")))
+    assert left == {"test.recent-succeeded", "test.old-waiting"}
