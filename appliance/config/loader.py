@@ -685,6 +685,14 @@ def cross_check(loaded: KilnConfig) -> list[Problem]:
                     f"AuthorizationBackend.{option}: {arn!r} uses unknown role(s) "
                     f"{', '.join(unknown)}; roles: {', '.join(sorted(roles))}",
                 )
+    if loaded.server.enable_ui and not loaded.server.enable_api:
+        problem(
+            "warning",
+            "CondaStoreServer.enable_api",
+            "CondaStoreServer.enable_ui is on but enable_api is off: the UI's downloads, live "
+            "logs and package search are API routes and will answer 404; turn enable_api on, "
+            "or enable_ui off",
+        )
     platform = current_platform()
     solve_platforms: list[str] = loaded.conda_store.conda_solve_platforms
     if platform not in solve_platforms:

@@ -522,3 +522,14 @@ def test_the_config_layer_imports_nothing_above_it() -> None:
         text = module.read_text(encoding="utf-8")
         for layer in ("appliance.builder", "appliance.storage", "appliance.cli", "litestar"):
             assert f"import {layer}" not in text and f"from {layer}" not in text, module
+
+
+def test_the_ui_without_the_api_is_a_warning_naming_what_breaks(data_dir: Path) -> None:
+    config = load(data_dir, "c.CondaStoreServer.enable_api = False\n")
+    warnings = [p.message for p in config.problems if p.option == "CondaStoreServer.enable_api"]
+    assert len(warnings) == 1
+    assert "downloads" in warnings[0] and "enable_ui" in warnings[0]
+    both_off = load(
+        data_dir, "c.CondaStoreServer.enable_api = False\nc.CondaStoreServer.enable_ui = False\n"
+    )
+    assert not [p for p in both_off.problems if p.option == "CondaStoreServer.enable_api"]
