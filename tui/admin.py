@@ -21,6 +21,7 @@ JOBS = f"{ADMIN}/jobs/"
 CONFIGURATION = f"{ADMIN}/config/"
 LOGS = f"{ADMIN}/logs/"
 USERS = f"{ADMIN}/users/"
+STORAGE = f"{ADMIN}/storage/"
 #: Prometheus metrics (not under /api): the store's disk comes from here.
 METRICS = "/metrics"
 
@@ -211,6 +212,24 @@ class StoreDisk:
     used: int
     free: int
     store_size: int | None
+    #: Bytes used over the last hours, oldest first (the server's samples; empty when the
+    #: server keeps none and the console samples it itself).
+    trend: tuple[float, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: JSON) -> StoreDisk:
+        """One store of ``GET /api/v1/admin/storage/``."""
+        return cls(
+            host=wire.text(data, "host"),
+            path=wire.text(data, "path"),
+            total=wire.number(data, "total"),
+            used=wire.number(data, "used"),
+            free=wire.number(data, "free"),
+            store_size=wire.optional_number(data, "store_size"),
+            trend=tuple(
+                float(wire.number(point, "used")) for point in wire.objects(data.get("trend"))
+            ),
+        )
 
 
 #: ``/metrics`` families of a store's disk, and the :class:`StoreDisk` field each fills.

@@ -429,8 +429,23 @@ class KilnClient:
         await self._data("POST", admin.job_path(job_id, "cancel"))
         return f"job {job_id} canceled"
 
-    async def store_disks(self) -> list[admin.StoreDisk]:
-        """The file systems of the store directories, as last sampled (from ``/metrics``)."""
+    async def store_disks(self, *, hours: int = 24) -> list[admin.StoreDisk]:
+        """The file systems of the store directories as last sampled, with the trend of the
+        last ``hours`` (``GET /api/v1/admin/storage/``); from ``/metrics``, without a trend,
+        before any worker sampled them or on a server without that route."""
+        try:
+            data = await self._data("GET", admin.STORAGE, params={"hours": hours})
+        except KilnApiError as error:
+            if error.status != 404 or isinstance(error, KilnUnreachable):
+                raise
+        else:
+            stores = data.get("stores") if isinstance(data, Mapping) else None
+            sampled = [
+                _parsed(admin.STORAGE, admin.StoreDisk.from_json, item) for item in _list_of(stores)
+            ]
+            if sampled:
+                return sampled
+        # No worker has sampled a store yet, or an older server: the web's own measurement.
         try:
             response = await self._send("GET", admin.METRICS)
         except KilnApiError as error:

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 #: The UTC timestamp that starts each line of a build log (the date is the build's).
 _LOG_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z ")
 
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def size(count: int | None) -> str:
-    """Bytes in the largest unit that keeps the number below 1024: ``1.5 GB``, ``812 KB``."""
+    """Bytes in the largest unit that keeps the number below 1024: ``1.5 GiB``, ``812 KiB``."""
     if count is None:
         return "-"
     value = float(count)
@@ -118,7 +118,7 @@ class Formats:
     def memory(self, value: int | None) -> str:
         if value is None:
             return "-"
-        return "-- MB" if self.steady else size(value)
+        return "-- MiB" if self.steady else size(value)
 
     def log_line(self, line: str) -> str:
         """A build log's line with its timestamp cut to the time of day (``14:03:07 ...``)."""
@@ -153,10 +153,10 @@ class Formats:
         differs between test runs: steady masks it)."""
         if value is None:
             return "-"
-        return "-- KB" if self.steady else size(value)
+        return "-- KiB" if self.steady else size(value)
 
     def disk(self, value: int | None) -> str:
         """Space on a file system (changes all the time, unlike a build's size)."""
         if value is None:
             return "-"
-        return "-- GB" if self.steady else size(value)
+        return "-- GiB" if self.steady else size(value)

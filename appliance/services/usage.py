@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from appliance.common.errors import KilnError
 from appliance.db.enums import BuildStatus
 from appliance.db.models import Build, Environment, Namespace, StorageSample
 from appliance.schemas import api as wire
 from appliance.services.access import Caller
+from appliance.services.operations import require_operator
+
+
+class UsageError(KilnError):
+    """A request about disk usage that cannot be answered as asked."""
+
+    code = "invalid"
+
 
 #: Samples are kept this long (one a minute per host: about 130,000 rows per host).
 SAMPLE_RETENTION = timedelta(days=90)
@@ -84,3 +94,96 @@ def namespace_usage(session: Session, caller: Caller) -> dict[str, wire.Namespac
         name: wire.NamespaceUsage(num_environments=int(e), num_builds=int(b), storage=int(s))
         for name, e, b, s in rows
     }
+
+
+# --- the admin console's view -------------------------------------------------------------------
+
+#: Most points of one store's trend in an answer (older samples are averaged into buckets).
+TREND_POINTS = 120
+#: The longest trend an answer covers.
+MAX_TREND = SAMPLE_RETENTION
+
+
+class StoreTrendPoint(msgspec.Struct, kw_only=True):
+    """The average of a store's samples over one stretch of time."""
+
+    at: datetime
+    used: int
+    free: int
+    store_size: int | None
+
+
+class StoreDisk(msgspec.Struct, kw_only=True):
+    """A store directory's file system as last sampled, with its trend."""
+
+    host: str
+    path: str
+    sampled_on: datetime
+    total: int
+    used: int
+    free: int
+    #: Bytes of the builds in the store, when measured.
+    store_size: int | None
+    #: Oldest first, at most :data:`TREND_POINTS`.
+    trend: list[StoreTrendPoint]
+
+
+class StorageOverview(msgspec.Struct, kw_only=True):
+    """Every store directory that workers sample (one a minute per host), over ``hours``."""
+
+    hours: int
+    stores: list[StoreDisk]
+
+
+def storage_overview(session: Session, caller: Caller, hours: int) -> StorageOverview:
+    """The latest sample of each store and its trend over the last ``hours`` (1 up to the
+    retention), averaged into at most :data:`TREND_POINTS` buckets; operators only."""
+    require_operator(session, caller)
+    longest = int(MAX_TREND.total_seconds() // 3600)
+    if not 1 <= hours <= longest:
+        raise UsageError(f"hours must be between 1 and {longest} (the samples' retention)")
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    bucket_seconds = max(60, hours * 3600 // TREND_POINTS)
+    bucket = func.floor(func.extract("epoch", StorageSample.sampled_on) / bucket_seconds)
+    rows = session.execute(
+        select(
+            StorageSample.host,
+            StorageSample.path,
+            func.min(StorageSample.sampled_on),
+            func.avg(StorageSample.disk_used),
+            func.avg(StorageSample.disk_free),
+            func.avg(StorageSample.store_size),
+        )
+        .where(StorageSample.sampled_on >= since)
+        .group_by(StorageSample.host, StorageSample.path, bucket)
+        .order_by(StorageSample.host, StorageSample.path, bucket)
+    )
+    trends: dict[tuple[str, str], list[StoreTrendPoint]] = {}
+    for host, path, at, used, free, size in rows:
+        trends.setdefault((host, path), []).append(
+            StoreTrendPoint(
+                at=at,
+                used=int(used),
+                free=int(free),
+                store_size=None if size is None else int(size),
+            )
+        )
+    latest = (
+        select(StorageSample)
+        .distinct(StorageSample.host, StorageSample.path)
+        .order_by(StorageSample.host, StorageSample.path, StorageSample.sampled_on.desc())
+    )
+    stores = [
+        StoreDisk(
+            host=sample.host,
+            path=sample.path,
+            sampled_on=sample.sampled_on,
+            total=sample.disk_total,
+            used=sample.disk_used,
+            free=sample.disk_free,
+            store_size=sample.store_size,
+            trend=trends.get((sample.host, sample.path), [])[-TREND_POINTS:],
+        )
+        for sample in session.scalars(latest)
+    ]
+    return StorageOverview(hours=hours, stores=stores)

@@ -15,7 +15,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.api.context import ApiContext
 from appliance.config.loader import KilnConfig
+from appliance.db.models import StorageSample
 from appliance.queue.tasks import DELETE_BUILD, REFRESH_CHANNELS
 from appliance.services.builds import defer_job
 from appliance.services.supervision import (
@@ -542,7 +543,7 @@ def test_a_dry_run_checks_everything_and_writes_nothing(
         (
             {"class": "CondaStoreWorker", "option": "concurency", "value": 4},
             "unknown option CondaStoreWorker.concurency (did you mean concurrency?); options of "
-            "CondaStoreWorker: concurrency, log_level, watch_paths",
+            "CondaStoreWorker: concurrency, job_retention_days, log_level, watch_paths",
         ),
         (
             {"class": "CondaStoreWorker", "option": "concurrency", "value": "four"},
@@ -690,3 +691,40 @@ def test_without_a_file_the_first_change_creates_one(
     assert result["action"] == "created" and result["previous_source"] == "default"
     assert config_file.read_text().endswith("\nc.CondaStoreWorker.concurrency = 3\n")
     assert oct(config_file.stat().st_mode & 0o777) == "0o640"
+
+
+# --- storage --------------------------------------------------------------------------------
+
+
+def test_the_stores_disk_is_answered_with_its_trend(
+    api: Client, callers: Callers, db_sessions: sessionmaker[Session]
+) -> None:
+    now = datetime.now(UTC)
+    with db_sessions.begin() as session:
+        for minutes in range(0, 48 * 60, 10):  # two days, one sample every 10 minutes
+            used = 1_000_000 + (48 * 60 - minutes) * 1_000  # growing towards now
+            session.add(
+                StorageSample(
+                    host="kiln-1", path="/var/lib/kiln/store", sampled_on=now - timedelta(
+                        minutes=minutes), disk_total=10_000_000, disk_used=used,
+                    disk_free=10_000_000 - used, store_size=used // 2,
+                )
+            )  # fmt: skip
+
+    answer = api.get("/api/v1/admin/storage/", params={"hours": 24}, headers=callers.admin)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert data["hours"] == 24
+    [store] = data["stores"]
+    assert (store["host"], store["path"]) == ("kiln-1", "/var/lib/kiln/store")
+    assert store["used"] == 1_000_000 + 48 * 60 * 1_000  # the latest sample
+    trend = store["trend"]
+    assert 100 <= len(trend) <= 120  # 24 h in 12-minute buckets, not 288 samples
+    times = [datetime.fromisoformat(point["at"]) for point in trend]
+    assert times == sorted(times) and times[0] >= now - timedelta(hours=24, minutes=1)
+    assert trend[0]["used"] < trend[-1]["used"]  # the growth shows
+
+    for hours in (0, 24 * 91, "soon"):
+        refused = api.get("/api/v1/admin/storage/", params={"hours": hours}, headers=callers.admin)
+        assert refused.status_code == 400, (hours, refused.text)
+        assert "hours" in refused.json()["message"]

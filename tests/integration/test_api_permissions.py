@@ -250,6 +250,9 @@ TABLE: dict[tuple[str, str], Callable[[State], Rule]] = {
     ("GET", "/api/v1/admin/queue"): lambda s: Rule(
         "admin", scope="*/*", path="/api/v1/admin/queue/"
     ),
+    ("GET", "/api/v1/admin/storage"): lambda s: Rule(
+        "admin", scope="*/*", path="/api/v1/admin/storage/"
+    ),
     ("GET", "/api/v1/admin/jobs"): lambda s: Rule("admin", scope="*/*", path="/api/v1/admin/jobs/"),
     ("GET", "/api/v1/admin/jobs/{job_id}"): lambda s: Rule(
         "admin", scope="*/*", path="/api/v1/admin/jobs/1/"

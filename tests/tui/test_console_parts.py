@@ -111,7 +111,7 @@ def test_sources_are_shortened_for_the_table() -> None:
 
 
 def test_values_are_written_short_and_steady_ones_are_masked() -> None:
-    assert (size(512), size(1536), size(5 * 1024**3)) == ("512 B", "1.5 KB", "5.0 GB")
+    assert (size(512), size(1536), size(5 * 1024**3)) == ("512 B", "1.5 KiB", "5.0 GiB")
     assert (duration(45), duration(185), duration(7800), duration(90000)) == (
         "45s",
         "3m 05s",

@@ -6,11 +6,14 @@ test_operator_walkthrough.py.)"""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
 from textual.pilot import Pilot
-from textual.widgets import Log
+from textual.widgets import Log, Sparkline
 
+from appliance.db.models import StorageSample
 from tests.fixtures.tui import SeededKiln, drive, rows_of, said, text_of, wait_for
 from tui.app import KilnConsole
 from tui.formatting import Formats
@@ -57,5 +60,36 @@ def test_the_dashboard_shows_the_queue_the_store_and_why_the_last_build_failed(
         await pilot.press("t", "y")  # a build's job: the server says to rebuild instead
         await wait_for(pilot, lambda: "PUT /api/v1/build/3/ (rebuild)" in said(app), "refusal")
         await pilot.press("escape")
+
+    drive(app, script)
+
+
+def test_the_store_trend_is_the_workers_samples_of_the_last_day(
+    seeded_kiln: SeededKiln,
+    console: Callable[..., KilnConsole],
+    db_sessions: sessionmaker[Session],
+) -> None:
+    now = datetime.now(UTC)
+    with db_sessions.begin() as session:
+        for hour in range(30):  # one sample an hour, growing; six are older than a day
+            used = 2_000_000_000 - hour * 10_000_000
+            session.add(
+                StorageSample(
+                    host="kiln-1", path="/srv/kiln/store", sampled_on=now - timedelta(hours=hour),
+                    disk_total=4_000_000_000, disk_used=used, disk_free=4_000_000_000 - used,
+                    store_size=used // 2,
+                )
+            )  # fmt: skip
+    app = console(formats=Formats())
+
+    async def script(pilot: Pilot[Any]) -> None:
+        def points() -> list[float]:
+            found = app.screen.query("#store-trend")
+            return list(found.first(Sparkline).data or []) if found else []
+
+        await wait_for(pilot, lambda: len(points()) > 1, "the stored trend")
+        assert len(points()) in (24, 25)  # the last day, not the 30 hours
+        assert points() == sorted(points())  # oldest first: the store grows
+        assert "1.9 GiB free, 50% used" in text_of(app, "#store-line")
 
     drive(app, script)

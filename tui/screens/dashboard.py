@@ -3,7 +3,7 @@
 - services the supervisor runs (PostgreSQL, web, workers): state, pid, uptime, restarts,
   memory; ``R`` restarts the highlighted one (after saying what that does);
 - the queue: builds and jobs by status, live workers;
-- the store's disk: free and used, with a trend of the samples taken while the console runs;
+- the store's disk: free and used, with its trend over the last 24 hours (the workers' samples);
 - running builds with their step and elapsed time, and the latest failures with their reason
   (Enter opens a build's log, ``c`` cancels a running one); ``j`` opens the job queue;
 - Kiln's version, data dir and configuration file.
@@ -314,7 +314,10 @@ class DashboardScreen(KilnScreen):
         disk = disks[0]
         formats = self.formats
         line.update(f"{formats.disk(disk.free)} free, {formats.share(disk.used, disk.total)} used")
-        samples = self.console.disk_samples
+        if disk.trend:  # the server's samples (one a minute, the last 24 hours)
+            trend.data = formats.trend(list(disk.trend))
+            return
+        samples = self.console.disk_samples  # an older server: sample while the console runs
         samples.append(float(disk.used))
         trend.data = formats.trend(list(samples))
 

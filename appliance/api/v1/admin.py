@@ -4,6 +4,7 @@ run a Kiln, over HTTP only.
 - ``GET services/``, ``POST services/{service}/restart/``: the processes ``kiln serve`` runs
   and restarting one (appliance.services.operations; the supervisor's status file and control
   directory: appliance.services.supervision);
+- ``GET storage/``: each store's disk as last sampled and its trend (appliance.services.usage);
 - ``GET queue/``, ``GET jobs/``, ``GET jobs/{id}/``, ``POST jobs/{id}/retry/``,
   ``POST jobs/{id}/cancel/``: the job queue (appliance.services.jobs);
 - ``GET config/``, ``PATCH config/``: the effective configuration with each value's source,
@@ -40,7 +41,7 @@ from appliance.api.dependencies import Context, Who
 from appliance.api.envelope import ErrorBody, Ok, Page
 from appliance.api.pagination import Order, PageNumber, PageSize, page_request
 from appliance.schemas import api as wire
-from appliance.services import accounts, configuration, jobs, logs, operations
+from appliance.services import accounts, configuration, jobs, logs, operations, usage
 from appliance.services.operations import Installation
 
 #: Handler parameter type: ``installation: Site`` is this host's Kiln (data dir, config file).
@@ -72,6 +73,14 @@ LogLines: TypeAlias = Annotated[
         le=logs.MAX_LINES,
         description=f"how many of the latest records (default {logs.DEFAULT_LINES}, at most "
         f"{logs.MAX_LINES}; 0 with follow: only new ones)",
+    ),
+]
+TrendHours: TypeAlias = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        le=int(usage.MAX_TREND.total_seconds() // 3600),
+        description="the trend's length in hours (default 24; samples are kept 90 days)",
     ),
 ]
 #: ``follow`` is described in the operation's text, not as a parameter of the schema: a client
@@ -146,6 +155,20 @@ async def get_queue_statistics(context: Context, caller: Who) -> Ok[jobs.QueueSt
     the QUEUED build that has waited longest, how long the oldest waiting job has waited,
     and how many workers reported alive in the last 10 s."""
     return Ok(data=await context.db.read(jobs.queue_statistics, caller))
+
+
+@get(
+    "/storage/",
+    operation_id="get_storage",
+    summary="Each store's disk as last sampled, and its trend",
+)
+async def get_storage(
+    context: Context, caller: Who, hours: FromQuery[TrendHours] = 24
+) -> Ok[usage.StorageOverview]:
+    """Workers sample their host's store directory every minute (kept 90 days): the latest
+    sample of each store (total, used and free bytes of its file system, bytes of its builds)
+    and the trend over the last ``hours``, averaged into at most 120 points, oldest first."""
+    return Ok(data=await context.db.read(usage.storage_overview, caller, hours))
 
 
 @get("/jobs/", operation_id="list_jobs", summary="Jobs of the queue, newest first")
@@ -396,6 +419,7 @@ def router(installation: Installation) -> Router:
         get_service_status,
         restart_service,
         get_queue_statistics,
+        get_storage,
         list_jobs,
         get_job,
         retry_job,
