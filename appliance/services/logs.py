@@ -9,7 +9,8 @@ Where they come from
     service ``postgres``: each line starts with PostgreSQL's default prefix (``2025-01-02
     03:04:05.678 UTC [pid] LOG:  ...``); its severity gives the level (``DEBUG1``-``5``: DEBUG;
     ``LOG``, ``INFO``, ``NOTICE``: INFO; ``WARNING``; ``ERROR``; ``FATAL``, ``PANIC``:
-    CRITICAL), and the lines that follow a message (``DETAIL``, ``HINT``, ``STATEMENT``,
+    CRITICAL; Procrastinate's "already queued" unique-key errors, which are Kiln working as
+    intended, are INFO), and the lines that follow a message (``DETAIL``, ``HINT``, ``STATEMENT``,
     ``CONTEXT``, continued lines) belong to it; so does initdb's output to the line Kiln writes
     before it (``--- initdb (time)``, like ``--- start (time)`` before each start). A time
     zone PostgreSQL names by abbreviation other than UTC/GMT is taken as this host's local
@@ -243,6 +244,12 @@ _PG_LEVELS = {
     "PANIC": "CRITICAL",
 }
 
+#: An ERROR PostgreSQL logs that is Kiln working as intended: Procrastinate refusing a second
+#: copy of a job that is already waiting (its queueing lock; a periodic job's next tick, a
+#: deletion asked twice). Shown as INFO, with :data:`_PG_EXPECTED_NOTE`.
+_PG_EXPECTED = re.compile(r'violates unique constraint "procrastinate_jobs_queueing_lock_idx')
+_PG_EXPECTED_NOTE = "(expected: that job is already queued, so no second copy was added)"
+
 
 def _pg_time(text: str, zone: str | None) -> datetime | None:
     try:
@@ -275,12 +282,15 @@ class PostgresLog:
         if found is not None and found["severity"] in _PG_LEVELS:
             moment = _pg_time(found["time"], found["zone"])
             if moment is not None:
+                level, message = _PG_LEVELS[found["severity"]], found["message"]
+                if level == "ERROR" and _PG_EXPECTED.search(message):
+                    level, message = "INFO", f"{message} {_PG_EXPECTED_NOTE}"
                 return wire.ServiceLogRecord(
                     time=moment,
                     service=self.service,
-                    level=_PG_LEVELS[found["severity"]],
+                    level=level,
                     logger=POSTGRES,
-                    message=found["message"],
+                    message=message,
                     pid=int(found["pid"]),
                 )
         marker = _PG_MARKER.match(line)

@@ -306,7 +306,12 @@ creating subdirectories ... ok
 2025-03-01 12:00:02.000 UTC [201] FATAL:  role "mallory" does not exist
 2025-03-01 12:00:03.000 +02 [202] WARNING:  there is no transaction in progress
 2025-03-01 12:00:04.000 UTC [100] DEBUG3:  checkpoint
-"""
+""" + (
+    "2025-03-01 12:00:05.000 UTC [203] ERROR:  duplicate key value violates unique constraint "
+    '"procrastinate_jobs_queueing_lock_idx_v1"\n'
+    "2025-03-01 12:00:05.000 UTC [203] DETAIL:  Key (queueing_lock)=(kiln.collect_image_blobs) "
+    "already exists.\n"
+)
 
 
 def test_the_postgres_log_is_parsed_for_levels_and_continued_lines(
@@ -323,6 +328,7 @@ def test_the_postgres_log_is_parsed_for_levels_and_continued_lines(
         ("CRITICAL", 201),
         ("WARNING", 202),
         ("DEBUG", 100),
+        ("INFO", 203),  # Procrastinate's "already queued": expected, not an error
     ]
     initdb, marker, first = records[0], records[1], records[2]
     assert initdb.message == (
@@ -339,6 +345,8 @@ def test_the_postgres_log_is_parsed_for_levels_and_continued_lines(
         "STATEMENT:  SELECT * FROM nope\n\tWHERE true"
     )
     assert records[6].time == datetime(2025, 3, 1, 10, 0, 3, tzinfo=UTC)
+    assert records[8].message.startswith("duplicate key value violates unique constraint")
+    assert "expected: that job is already queued" in records[8].message
     errors = latest_records(installation, service="postgres", level="ERROR").records
     assert [r.level for r in errors] == ["ERROR", "CRITICAL"]
 
