@@ -21,9 +21,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from appliance.cli.options import quiet_alembic
     from appliance.config import load_config_from_args
     from appliance.supervisor.serve import Appliance, ServeOptions
 
+    quiet_alembic(args.log_level)  # the supervisor migrates; its log says what matters
     config = load_config_from_args(args)
     options = ServeOptions(config_file=config.config_file, log_level=args.log_level)
     return asyncio.run(Appliance(config, options).run())
