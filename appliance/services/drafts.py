@@ -25,11 +25,10 @@ editor can show every problem next to the text and keep the text.
   upgraded, downgraded, and the same version from another channel. A lockfile is not solved:
   its pinned packages for this host's platform are the preview. Previewing needs
   ``environment::solve`` on the target.
-- **Inserting a dependency** (:func:`add_dependency`) edits the text line by line, so comments
-  and layout stay as written.
+- **Inserting a dependency** is :func:`appliance.schemas.spec_text.add_dependency` (it edits
+  the text line by line, so comments and layout stay as written).
 
-Versions are ordered by :func:`compare_versions`, conda's rules (py-rattler, which implements them,
-is confined to the engines).
+Versions are ordered by conda's rules (:func:`appliance.schemas.versions.compare_versions`).
 """
 
 from __future__ import annotations
@@ -38,8 +37,6 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cmp_to_key
-from itertools import zip_longest
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -62,6 +59,7 @@ from appliance.schemas.specification import (
     parse_specification,
     specification_from_dict,
 )
+from appliance.schemas.versions import compare_versions, version_key
 from appliance.services.access import Caller, Forbidden
 from appliance.services.build_filters import InvalidFilter
 from appliance.services.build_queries import BuildFilters, get_build, list_builds
@@ -193,16 +191,6 @@ class Preview:
     changes: Changes | None = None
     #: Whether the packages come from a lockfile (pinned, not solved).
     locked: bool = False
-
-
-@dataclass(frozen=True)
-class Insertion:
-    """The text after :func:`add_dependency`, the line it concerns, and what happened."""
-
-    text: str
-    line: int | None
-    message: str
-    added: bool
 
 
 @dataclass(frozen=True)
@@ -581,150 +569,4 @@ def compare(
         downgraded=tuple(downgraded),
         changed=tuple(changed),
         unchanged=unchanged,
-    )
-
-
-# --- conda's version order --------------------------------------------------------------------
-
-_SEPARATORS = re.compile(r"[._-]")
-_PARTS = re.compile(r"\d+|[^\d]+")
-_DEV, _UNDERSCORE, _WORD, _NUMBER, _POST = range(5)
-_ZERO = (_NUMBER, 0)
-
-#: A parsed version: epoch, components of the version, components of the local part.
-_Parsed = tuple[int, list[list[tuple[int, Any]]], list[list[tuple[int, Any]]]]
-
-
-def compare_versions(first: str, second: str) -> int:
-    """-1, 0 or 1 as ``first`` is older than, the same as or newer than ``second``, by conda's
-    rules: an epoch (``1!``) first, then the components (split at ``.``, ``_`` and ``-``),
-    each compared as numbers and words with missing parts and components counting as 0, then
-    the local part (``+``). Within a component ``dev`` sorts first, then ``_``, other words
-    alphabetically (case-insensitive), numbers, and ``post`` last:
-    ``1.1dev1 < 1.1a1 < 1.1rc1 < 1.1 == 1.1.0 < 1.1.post1 < 1.2``.
-    """
-    a, b = _parse_version(first), _parse_version(second)
-    if a[0] != b[0]:
-        return -1 if a[0] < b[0] else 1
-    return _compare_components(a[1], b[1]) or _compare_components(a[2], b[2])
-
-
-#: Sort key of :func:`compare_versions` (``sorted(versions, key=version_key)``).
-version_key = cmp_to_key(compare_versions)
-
-
-def _parse_version(version: str) -> _Parsed:
-    text = version.strip().lower()
-    epoch = 0
-    if "!" in text:
-        head, text = text.split("!", 1)
-        epoch = int(head) if head.isdigit() else 0
-    text, _, local = text.partition("+")
-    return epoch, _components(text), _components(local)
-
-
-def _components(text: str) -> list[list[tuple[int, Any]]]:
-    if not text:
-        return []
-    components = []
-    for component in _SEPARATORS.split(text):
-        parts = [_part(part) for part in _PARTS.findall(component)]
-        if not parts or parts[0][0] != _NUMBER:
-            parts.insert(0, _ZERO)
-        components.append(parts)
-    return components
-
-
-def _part(text: str) -> tuple[int, Any]:
-    if text.isdigit():
-        return (_NUMBER, int(text))
-    if text == "dev":
-        return (_DEV, "")
-    if text == "_":
-        return (_UNDERSCORE, "")
-    if text == "post":
-        return (_POST, "")
-    return (_WORD, text)
-
-
-def _compare_components(
-    first: list[list[tuple[int, Any]]], second: list[list[tuple[int, Any]]]
-) -> int:
-    for a, b in zip_longest(first, second, fillvalue=[_ZERO]):
-        for x, y in zip_longest(a, b, fillvalue=_ZERO):
-            if x != y:
-                return -1 if x < y else 1
-    return 0
-
-
-# --- inserting a dependency -------------------------------------------------------------------
-
-#: A conda package name (what search results offer).
-PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-_DEPENDENCIES = re.compile(r"^dependencies\s*:(?P<rest>.*)$")
-_ITEM = re.compile(r"^(?P<indent>[ \t]*)-(?:[ \t]|$)")
-_PIP_ITEM = re.compile(r"^[ \t]*-[ \t]*['\"]?pip['\"]?[ \t]*:")
-_ENTRY_NAME = re.compile(
-    r"^[ \t]*-[ \t]*['\"]?(?:[^\s:'\"]+::)?(?P<name>[A-Za-z0-9_][A-Za-z0-9_.+-]*)"
-)
-
-
-def add_dependency(text: str, package: str) -> Insertion:
-    """``text`` with ``- package`` added at the end of its top-level ``dependencies:`` list
-    (before a ``- pip:`` block, in the list's indentation), or a new ``dependencies:`` list at
-    the end. Nothing changes when the package is already listed, when ``package`` is not a
-    package name, or when the list is written on one line (``dependencies: [a, b]``)."""
-    if not PACKAGE_NAME.match(package):
-        return Insertion(text, None, f"{package!r} is not a package name", added=False)
-    lines = text.split("\n")
-    header = next((i for i, line in enumerate(lines) if _DEPENDENCIES.match(line)), None)
-    if header is None:
-        body = text if not text or text.endswith("\n") else text + "\n"
-        added_at = body.count("\n") + 2
-        return Insertion(
-            f"{body}dependencies:\n  - {package}\n",
-            added_at,
-            f"Added {package} at line {added_at}.",
-            added=True,
-        )
-    found = _DEPENDENCIES.match(lines[header])
-    rest = found.group("rest").strip() if found else ""
-    if rest == "[]" or (rest.startswith("[]") and rest[2:].lstrip().startswith("#")):
-        lines[header] = "dependencies:"
-    elif rest and not rest.startswith("#"):
-        return Insertion(
-            text,
-            header + 1,
-            f"The dependencies on line {header + 1} are written on one line; add {package} to "
-            "that list yourself, or write one '- name' line per package.",
-            added=False,
-        )
-    indent: str | None = None
-    insert_at = header + 1
-    for index in range(header + 1, len(lines)):
-        line = lines[index]
-        if not line.strip():
-            continue
-        if line.startswith("#"):
-            continue
-        if line[0] not in " \t-":
-            break  # the next top-level key
-        item = _ITEM.match(line)
-        if item is not None and indent is None:
-            indent = item.group("indent")
-        if item is not None and item.group("indent") == indent:
-            if _PIP_ITEM.match(line):
-                break
-            entry = _ENTRY_NAME.match(line)
-            if entry is not None and entry.group("name").lower() == package.lower():
-                return Insertion(
-                    text,
-                    index + 1,
-                    f"{package} is already a dependency (line {index + 1}).",
-                    added=False,
-                )
-        insert_at = index + 1
-    lines.insert(insert_at, f"{indent if indent is not None else '  '}- {package}")
-    return Insertion(
-        "\n".join(lines), insert_at + 1, f"Added {package} at line {insert_at + 1}.", True
     )

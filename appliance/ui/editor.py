@@ -37,16 +37,10 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import Context, Who
+from appliance.schemas.spec_text import Insertion, add_dependency
 from appliance.services import drafts
 from appliance.services.access import Caller
-from appliance.services.drafts import (
-    Draft,
-    EditTarget,
-    Insertion,
-    PackageSearch,
-    Preview,
-    Problem,
-)
+from appliance.services.drafts import Draft, EditTarget, PackageSearch, Preview, Problem
 from appliance.ui.forms import Form, read_form, see_other
 from appliance.ui.rendering import Pages
 
@@ -133,7 +127,7 @@ def routes(pages: Pages) -> list[ControllerRouterHandler]:
             view = replace(view, preview=preview, problems=preview.problems, checked=True)
             return render(request, caller, view)
         if action.startswith("add:"):
-            inserted = drafts.add_dependency(text, action.removeprefix("add:"))
+            inserted = add_dependency(text, action.removeprefix("add:"))
             view = replace(view, text=inserted.text, inserted=inserted)
             draft = replace(draft, text=inserted.text)
         elif action not in READING_ACTIONS:

@@ -8,15 +8,10 @@ import itertools
 import pytest
 from rattler import Version
 
+from appliance.schemas.spec_text import add_dependency
 from appliance.schemas.specification import EnvironmentSpec, parse_specification
-from appliance.services.drafts import (
-    InstalledPackage,
-    PlannedPackage,
-    add_dependency,
-    compare,
-    compare_versions,
-    version_key,
-)
+from appliance.schemas.versions import compare_versions, version_key
+from appliance.services.drafts import InstalledPackage, PlannedPackage, compare
 
 
 def dependencies_of(text: str) -> tuple[str, ...]:
@@ -81,6 +76,7 @@ def test_versions_are_ordered_as_conda_orders_them() -> None:
         expected = (Version(first) > Version(second)) - (Version(first) < Version(second))
         assert compare_versions(first, second) == expected, (first, second)
     assert sorted(["1.10", "1.9", "1.1"], key=version_key) == ["1.1", "1.9", "1.10"]
+    assert sorted(["1.0", "not a version!", "0.9"], key=version_key)[-1] == "not a version!"
 
 
 def test_changes_name_added_removed_upgraded_downgraded_and_moved_packages() -> None:
