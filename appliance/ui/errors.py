@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from appliance.api.context import ApiContext
 from appliance.api.security import identify
+from appliance.api.statuses import status_of
 from appliance.common.errors import KilnError
 from appliance.services.access import Caller
 from appliance.ui.rendering import Pages
@@ -40,15 +41,6 @@ TITLES = {
     409: "That conflicts with the current state",
     503: "The server is busy",
 }
-
-
-def status_of(error: KilnError) -> int:
-    """The HTTP status of a domain error (as appliance.web.errors maps them for the API)."""
-    if error.code.endswith("not_found"):
-        return 404
-    if error.code in ("unauthenticated", "invalid_token"):
-        return 401
-    return {"forbidden": 403, "conflict": 409, "busy": 503}.get(error.code, 400)
 
 
 def _form_page(request: Request[Any, Any, Any], pages: Pages) -> str:

@@ -43,12 +43,12 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import Context, Who
+from appliance.api.statuses import status_of
 from appliance.auth.rbac import Permission, arn_applies, arn_within
 from appliance.common.errors import KilnError
 from appliance.schemas import api as wire
 from appliance.services import namespaces, usage
 from appliance.services.access import Caller, describe_access
-from appliance.ui.errors import status_of
 from appliance.ui.forms import read_form, see_other
 from appliance.ui.rendering import Pages
 

@@ -29,11 +29,11 @@ from litestar.types import ControllerRouterHandler
 
 from appliance.api.context import ApiContext
 from appliance.api.dependencies import Context, Who
+from appliance.api.statuses import status_of
 from appliance.common.errors import KilnError
 from appliance.schemas.names import check_name
 from appliance.services import tokens
 from appliance.services.access import Caller
-from appliance.ui.errors import status_of
 from appliance.ui.forms import Form, read_form, see_other
 from appliance.ui.namespaces import is_form_problem, parse_mappings, rights_of
 from appliance.ui.rendering import Pages

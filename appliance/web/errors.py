@@ -2,9 +2,9 @@
 
 Bodies use conda-store's error envelope, ``{"status": "error", "message": ...}``, plus Kiln's
 stable ``code`` (the error's :attr:`~appliance.common.errors.KilnError.code`). Domain errors map
-to a status code by class (the nearest listed base class wins) in :data:`STATUS_BY_ERROR`;
-errors whose code ends in ``not_found`` are 404s wherever they are defined, and a few codes
-(:data:`STATUS_BY_CODE`: unauthenticated, forbidden, conflict) have their own status. Unexpected
+to a status code by :func:`appliance.api.statuses.status_of` (by class, the nearest listed base
+class winning; codes ending in ``not_found`` are 404s; a few codes have their own status), the
+mapping the UI's error pages use too. Unexpected
 exceptions are logged with their traceback and answered with a 500 that reveals nothing.
 """
 
@@ -16,60 +16,17 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
-    HTTP_400_BAD_REQUEST,
-    HTTP_401_UNAUTHORIZED,
-    HTTP_403_FORBIDDEN,
-    HTTP_404_NOT_FOUND,
-    HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
-    HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
+from appliance.api.statuses import status_of
 from appliance.common.errors import (
-    ArtifactNotFound,
-    ChannelError,
-    ConfigurationError,
-    DatabaseError,
     KilnError,
     SpecificationError,
-    StorageError,
 )
 
 logger = logging.getLogger("kiln.web")
-
-#: HTTP status of each kind of domain error; a subclass inherits its nearest listed base's.
-STATUS_BY_ERROR: dict[type[KilnError], int] = {
-    KilnError: HTTP_400_BAD_REQUEST,  # conda-store answers its own errors with 400
-    SpecificationError: HTTP_400_BAD_REQUEST,
-    ChannelError: HTTP_400_BAD_REQUEST,
-    ArtifactNotFound: HTTP_404_NOT_FOUND,
-    StorageError: HTTP_503_SERVICE_UNAVAILABLE,
-    DatabaseError: HTTP_503_SERVICE_UNAVAILABLE,
-    ConfigurationError: HTTP_500_INTERNAL_SERVER_ERROR,
-}
-
-
-#: HTTP status of errors by their code, wherever they are defined.
-STATUS_BY_CODE: dict[str, int] = {
-    "unauthenticated": HTTP_401_UNAUTHORIZED,
-    "invalid_token": HTTP_401_UNAUTHORIZED,
-    "forbidden": HTTP_403_FORBIDDEN,
-    "conflict": HTTP_409_CONFLICT,
-    "busy": HTTP_503_SERVICE_UNAVAILABLE,
-}
-
-
-def status_of(error: KilnError) -> int:
-    """The HTTP status code for ``error``."""
-    if error.code.endswith("not_found"):
-        return HTTP_404_NOT_FOUND
-    if error.code in STATUS_BY_CODE:
-        return STATUS_BY_CODE[error.code]
-    for kind in type(error).__mro__:
-        if kind in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[kind]
-    return HTTP_400_BAD_REQUEST
 
 
 def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
